@@ -1,0 +1,71 @@
+"""Shared fixtures: seeding, temporary artifact trees, and the smoke pipeline run once per session.
+
+``smoke_step("03_atoms")`` runs the smoke profile's notebooks 00 → 03 with papermill (each once per
+test session, in order) into a temporary artifacts tree and returns that step's :class:`StepStore`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gatoms import paths
+from gatoms.seed import seed_everything
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _seeded():
+    seed_everything(0, deterministic=False)
+    yield
+
+
+@pytest.fixture
+def tmp_artifacts(tmp_path, monkeypatch):
+    """Point artifacts/ and figures/ at a temporary folder for one test."""
+    monkeypatch.setenv("GATOMS_ROOT", str(REPO))
+    monkeypatch.setenv("GATOMS_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("GATOMS_FIGURES", str(tmp_path / "figures"))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def smoke_tree(tmp_path_factory):
+    """A temporary artifacts/figures tree shared by every smoke-pipeline test of the session."""
+    base = tmp_path_factory.mktemp("smoke")
+    return base
+
+
+@pytest.fixture(scope="session")
+def smoke_step(smoke_tree):
+    """Run smoke-profile steps on demand (with their upstream steps), once each per session."""
+    from gatoms.runner import run_step
+    from gatoms.store import StepStore
+
+    done: dict[str, StepStore] = {}
+    env = {
+        "GATOMS_ROOT": str(REPO),
+        "GATOMS_ARTIFACTS": str(smoke_tree / "artifacts"),
+        "GATOMS_FIGURES": str(smoke_tree / "figures"),
+    }
+
+    def run(step: str) -> StepStore:
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            for s in paths.STEPS[: paths.STEPS.index(step) + 1]:
+                if s not in done:
+                    run_step(s, "smoke")
+                    done[s] = StepStore.read("smoke", s)
+            return done[step]
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+    return run
