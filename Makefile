@@ -5,7 +5,8 @@
 #   make finetune | extract | ekfac | atoms | coherence | ablations | steering    one step (+ upstream)
 #   make report | atlas                      figures/<profile>/RESULTS.md and atlas.html from metrics
 #   make bench-extract | bench-atoms         benchmarks (side-by-side speed ratios, one run)
-#   make test                                the test suite (CPU, no downloads)
+#   make test                                the test suite (CPU, no downloads; installs chromium for
+#                                            the atlas browser test when missing and root)
 #
 # Make decides what to re-run: a step depends on its notebook, its upstream step, the profile file and
 # the package sources. FORCE=1 rebuilds over artifacts that were made with a different config.
@@ -19,11 +20,14 @@ STAMP := $(VENV)/.gatoms-installed
 ART := artifacts/$(PROFILE)
 CFG := configs/$(PROFILE).yaml
 SRC := $(shell find gatoms -name '*.py' -o -name '*.jsonl' -o -name '*.html' 2>/dev/null) pyproject.toml
+# The steps depend on the package sources except the report and the atlas (editing those re-runs no step).
+REPORT_SRC := gatoms/report.py gatoms/atlas.py $(wildcard gatoms/templates/*)
+STEP_SRC := $(filter-out $(REPORT_SRC),$(SRC))
 RUN := $(PY) -m gatoms run --profile $(PROFILE) $(if $(filter 1 yes true,$(FORCE)),--force,)
 export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: paper test install finetune extract ekfac atoms coherence ablations steering report atlas \
+.PHONY: paper test browser install finetune extract ekfac atoms coherence ablations steering report atlas \
         bench-extract bench-atoms clean-profile help
 
 help:
@@ -31,31 +35,34 @@ help:
 
 # ---- environment --------------------------------------------------------------------------------
 # torch first, pinned (a CPU wheel here); then the package. No CUDA wheels, no torchvision/torchaudio.
+# On a machine without nvidia-smi no nvidia-* (CUDA) wheel may end up in .venv; with a GPU they are expected.
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
+	  echo "error: gatoms needs Python 3.10 or newer; run e.g. make $(MAKECMDGOALS) PYTHON=python3.11" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
-	@if $(PY) -m pip list 2>/dev/null | grep -qi '^nvidia-'; then \
-	  echo "error: nvidia-* packages were installed into $(VENV); install a CPU torch==2.13.0 first" >&2; exit 1; fi
+	@if ! command -v nvidia-smi >/dev/null 2>&1 && $(PY) -m pip list 2>/dev/null | grep -qi '^nvidia-'; then \
+	  echo "error: nvidia-* packages were installed into $(VENV) on a machine without a GPU; install a CPU torch==2.13.0 first" >&2; exit 1; fi
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $@
 
 install: $(STAMP)
 
 # ---- the pipeline -------------------------------------------------------------------------------
-$(ART)/00_finetune/metrics.json: notebooks/00_finetune.ipynb $(CFG) $(SRC) | $(STAMP)
+$(ART)/00_finetune/metrics.json: notebooks/00_finetune.ipynb $(CFG) $(STEP_SRC) | $(STAMP)
 	$(RUN) 00_finetune
-$(ART)/01_extract/metrics.json: notebooks/01_extract.ipynb $(ART)/00_finetune/metrics.json $(CFG) $(SRC)
+$(ART)/01_extract/metrics.json: notebooks/01_extract.ipynb $(ART)/00_finetune/metrics.json $(CFG) $(STEP_SRC)
 	$(RUN) 01_extract
-$(ART)/02_ekfac/metrics.json: notebooks/02_ekfac.ipynb $(ART)/01_extract/metrics.json $(CFG) $(SRC)
+$(ART)/02_ekfac/metrics.json: notebooks/02_ekfac.ipynb $(ART)/01_extract/metrics.json $(CFG) $(STEP_SRC)
 	$(RUN) 02_ekfac
-$(ART)/03_atoms/metrics.json: notebooks/03_atoms.ipynb $(ART)/02_ekfac/metrics.json $(CFG) $(SRC)
+$(ART)/03_atoms/metrics.json: notebooks/03_atoms.ipynb $(ART)/02_ekfac/metrics.json $(CFG) $(STEP_SRC)
 	$(RUN) 03_atoms
-$(ART)/04_coherence/metrics.json: notebooks/04_coherence.ipynb $(ART)/03_atoms/metrics.json $(CFG) $(SRC)
+$(ART)/04_coherence/metrics.json: notebooks/04_coherence.ipynb $(ART)/03_atoms/metrics.json $(CFG) $(STEP_SRC)
 	$(RUN) 04_coherence
-$(ART)/05_ablations/metrics.json: notebooks/05_ablations.ipynb $(ART)/04_coherence/metrics.json $(CFG) $(SRC)
+$(ART)/05_ablations/metrics.json: notebooks/05_ablations.ipynb $(ART)/04_coherence/metrics.json $(CFG) $(STEP_SRC)
 	$(RUN) 05_ablations
-$(ART)/06_steering/metrics.json: notebooks/06_steering.ipynb $(ART)/04_coherence/metrics.json $(CFG) $(SRC)
+$(ART)/06_steering/metrics.json: notebooks/06_steering.ipynb $(ART)/04_coherence/metrics.json $(CFG) $(STEP_SRC)
 	$(RUN) 06_steering
 
 finetune: $(ART)/00_finetune/metrics.json
@@ -68,9 +75,10 @@ steering: $(ART)/06_steering/metrics.json
 
 STEP_METRICS := $(foreach s,00_finetune 01_extract 02_ekfac 03_atoms 04_coherence 05_ablations 06_steering,$(ART)/$(s)/metrics.json)
 
-figures/$(PROFILE)/RESULTS.md: $(STEP_METRICS) $(SRC)
+# The report and the atlas read every step's metrics (and the runner's time/memory records).
+figures/$(PROFILE)/RESULTS.md: $(STEP_METRICS) $(REPORT_SRC)
 	$(PY) -m gatoms.report --profile $(PROFILE)
-figures/$(PROFILE)/atlas.html: $(STEP_METRICS) $(SRC)
+figures/$(PROFILE)/atlas.html: $(STEP_METRICS) $(REPORT_SRC)
 	$(PY) -m gatoms.atlas --profile $(PROFILE)
 
 report: figures/$(PROFILE)/RESULTS.md
@@ -86,9 +94,19 @@ bench-atoms: $(STAMP)
 	$(PY) benchmarks/bench_atoms.py
 
 # ---- tests --------------------------------------------------------------------------------------
-test: $(STAMP)
+# The atlas is tested in a real headless browser: install Debian's chromium when it is missing and we
+# can (root with apt-get, as in CI); otherwise that one test is skipped and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "[gatoms] installing chromium (apt-get) for the atlas browser test"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "[gatoms] could not install chromium; the atlas browser test will be skipped"; \
+	  else echo "[gatoms] no chromium and no root to install it; the atlas browser test will be skipped"; fi; }
+
+test: $(STAMP) browser
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 tests
 
 clean-profile:
 	rm -rf $(ART)

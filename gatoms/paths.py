@@ -57,6 +57,7 @@ LOSS_CURVE = "loss.csv"  # fine-tuning (and base-training) loss per step
 GRADS = "grads.npy"  # (N, D) raw per-document gradients, memmap
 GRADS_META = "grads.json"  # layout: module names, shapes, offsets, doc ids, dtype
 FACTORS = "factors.safetensors"  # Kronecker factors A_m, S_m per module
+EXTRACT_CHECKPOINT = "checkpoint.rank{rank}.safetensors"  # resume state of one rank (removed when complete)
 
 # 02_ekfac
 EIGEN = "eigen.safetensors"  # Q_A, Q_S, eigenvalues and top-k indices per module
@@ -111,6 +112,21 @@ def step_dir(profile: str, step: str) -> Path:
 
 def executed_notebook(profile: str, step: str) -> Path:
     return artifacts(profile) / "notebooks" / f"{step}.ipynb"
+
+
+def run_record(profile: str, step: str) -> Path:
+    """``artifacts/<profile>/notebooks/<step>.run.json``: the runner's wall time and peak memory of a step."""
+    return artifacts(profile) / "notebooks" / f"{step}.run.json"
+
+
+def report_file(profile: str) -> Path:
+    """``figures/<profile>/RESULTS.md``: the results report (written by :mod:`gatoms.report`)."""
+    return figures(profile) / "RESULTS.md"
+
+
+def atlas_file(profile: str) -> Path:
+    """``figures/<profile>/atlas.html``: the atom atlas (written by :mod:`gatoms.atlas`)."""
+    return figures(profile) / "atlas.html"
 
 
 def figures(profile: str) -> Path:

@@ -84,6 +84,14 @@ def write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (``.part`` then rename), e.g. a report or an HTML page."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + PART)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def read_json(path: Path) -> Any:
     if path.name.endswith(PART):
         raise ArtifactError(f"refusing to read an incomplete file {path}")

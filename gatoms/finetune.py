@@ -1,0 +1,298 @@
+"""Training: base pre-training of the embedded model, and LoRA fine-tuning (the paper's setting).
+
+- :func:`train_base` pre-trains the tiny Gemma-3 from scratch on the world's base corpus, with the
+  loss on response tokens only (the prompt is context, as in instruction tuning), so it starts as an
+  instruction-following model.
+- :func:`finetune_lora` adds LoRA (r=8, alpha=16, dropout 0.1 on q_proj and v_proj of every decoder
+  layer: 4 LoRA modules per layer) and trains it on the fine-tuning documents, loss on response tokens
+  only — the same loss the attribution step differentiates (the reference trained on prompt tokens
+  too; we keep training and attribution consistent).
+- :func:`load_finetuned`, :func:`load_documents`, :func:`load_eval_prompts` read the artifacts of
+  step ``00_finetune`` back for the later steps.
+
+Both trainings are seeded (initialisation, batch order, dropout) and run in float32 losses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from gatoms import paths
+from gatoms.data import Document, EncodedDoc, collate, encode_documents, read_jsonl, write_jsonl
+from gatoms.model import ModelConfig, lora_target_modules
+from gatoms.world import EvalPrompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FinetuneConfig:
+    """The fine-tuning data and the LoRA fine-tuning (defaults: the paper's LoRA)."""
+
+    data: str = "world"
+    """``world``: the synthetic world's fine-tuning set; else a JSONL file of chat ``messages`` or
+    ``prompt``/``response`` lines (relative paths are from the repository root), e.g. ``data/sft.jsonl``."""
+    n_docs: int | None = None
+    """Use at most this many documents of ``data`` (the first ones); None: all."""
+    lora_r: int = 8
+    """LoRA rank (the paper: 8)."""
+    lora_alpha: int = 16
+    """LoRA alpha; the update is scaled by alpha / r (the paper: 16)."""
+    lora_dropout: float = 0.1
+    """Dropout on the LoRA input during training (the paper: 0.1); off in eval mode."""
+    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
+    """Linear layers of every decoder layer that get LoRA (the paper: q_proj and v_proj)."""
+    epochs: int = 2
+    """Passes over the fine-tuning documents."""
+    lr: float = 3e-3
+    """Peak AdamW learning rate of the LoRA parameters (linear warm-up, then cosine decay)."""
+    batch_size: int = 16
+    """Documents per optimiser step."""
+    max_length: int = 500
+    """Tokens per document after the chat template (the reference: 500); longer ones are truncated and
+    those left with no response token are excluded."""
+    seed: int = 0
+    """Seed of the LoRA initialisation, the batch order and dropout."""
+    max_new_tokens: int = 64
+    """Greedy decoding length for the held-out check and the behaviour base rates."""
+    eval_batch_size: int = 64
+    """Prompts per generation batch for the held-out check and the base rates."""
+
+    def __post_init__(self):
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError("finetune.data must be 'world' or the path of a JSONL file")
+        if self.n_docs is not None and self.n_docs < 1:
+            raise ValueError(f"finetune.n_docs must be positive or null, got {self.n_docs}")
+        if self.lora_r < 1 or self.lora_alpha <= 0:
+            raise ValueError(f"finetune.lora_r must be >= 1 and lora_alpha > 0, got {self.lora_r}, {self.lora_alpha}")
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ValueError(f"finetune.lora_dropout must be in [0, 1), got {self.lora_dropout}")
+        if not self.target_modules or not all(isinstance(t, str) for t in self.target_modules):
+            raise ValueError(f"finetune.target_modules must be a non-empty list of layer names, got {self.target_modules!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
+            raise ValueError("finetune.epochs, finetune.batch_size and finetune.eval_batch_size must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"finetune.lr must be positive, got {self.lr}")
+        if self.max_length < 2 or self.max_new_tokens < 1:
+            raise ValueError("finetune.max_length must be >= 2 and finetune.max_new_tokens >= 1")
+
+    @property
+    def uses_world(self) -> bool:
+        return self.data == "world"
+
+    def data_path(self) -> Path:
+        """The JSONL file (resolved against the repository root when relative)."""
+        p = Path(self.data)
+        return p if p.is_absolute() else paths.root() / p
+
+
+# ---- losses and the training loop -------------------------------------------------------------------------
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def response_loss(model: nn.Module, batch: dict[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy of the next token on response positions (labels != -100), in float32.
+
+    ``reduction="mean"``: over all response tokens of the batch; ``"sum"``; ``"none"``: per document sums (B,).
+    """
+    dev = _device_of(model)
+    ids = batch["input_ids"].to(dev)  # (B, T)
+    labels = batch["labels"].to(dev)  # (B, T)
+    logits = model(input_ids=ids, attention_mask=batch["attention_mask"].to(dev)).logits.float()  # (B, T, V)
+    targets = labels[:, 1:]  # (B, T-1)
+    nll = nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100,
+                                      reduction="none")  # (B, T-1)
+    if reduction == "none":
+        return nll.sum(dim=1)
+    if reduction == "sum":
+        return nll.sum()
+    return nll.sum() / (targets != -100).sum().clamp(min=1)
+
+
+def _schedule(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _train(model: nn.Module, params: list[nn.Parameter], encoded: list[EncodedDoc], pad_id: int,
+           steps: int, batch_size: int, lr: float, seed: int, epoch_order: bool) -> list[float]:
+    """AdamW with warm-up and cosine decay; returns the loss of every step."""
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    warmup = max(1, steps // 20)
+    history: list[float] = []
+    order: list[int] = []
+    model.train()
+    for step in range(steps):
+        if epoch_order:  # consecutive passes over a fresh permutation
+            if len(order) < batch_size:
+                order += torch.randperm(len(encoded), generator=gen).tolist()
+            idx, order = order[:batch_size], order[batch_size:]
+        else:  # independent random batches
+            idx = torch.randint(len(encoded), (batch_size,), generator=gen).tolist()
+        for group in opt.param_groups:
+            group["lr"] = lr * _schedule(step, steps, warmup)
+        loss = response_loss(model, collate([encoded[i] for i in idx], pad_id))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        history.append(float(loss.detach()))
+        if step % max(1, steps // 10) == 0 or step == steps - 1:
+            log.info("step %d/%d loss %.4f", step + 1, steps, history[-1])
+    model.eval()
+    return history
+
+
+def train_base(model: nn.Module, tokenizer, docs: list[Document], cfg: ModelConfig,
+               max_length: int | None = None) -> list[float]:
+    """Pre-train the embedded model on the base corpus (response-only loss); returns per-step losses.
+
+    ``cfg.base_steps`` steps of ``cfg.base_batch_size`` random documents, AdamW at ``cfg.base_lr``.
+    """
+    max_length = max_length or cfg.max_position_embeddings
+    enc = encode_documents(tokenizer, docs, max_length).encoded
+    torch.manual_seed(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    return _train(model, params, enc, tokenizer.pad_token_id, cfg.base_steps, cfg.base_batch_size,
+                  cfg.base_lr, cfg.seed, epoch_order=False)
+
+
+def apply_lora(model: nn.Module, cfg: FinetuneConfig):
+    """Wrap ``model`` in a peft LoRA model per ``cfg`` (seeded initialisation; B starts at zero)."""
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_target_modules(model, cfg.target_modules)
+    torch.manual_seed(cfg.seed)
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def finetune_lora(base_model: nn.Module, tokenizer, docs: list[Document], cfg: FinetuneConfig):
+    """LoRA fine-tuning on ``docs`` with response-only loss; returns ``(peft_model, loss_history)``.
+
+    ``cfg.epochs`` passes in a seeded order, batches of ``cfg.batch_size``. Documents with no response
+    token within ``cfg.max_length`` are excluded (and logged) by the encoder. The model is returned in
+    eval mode (LoRA dropout off).
+    """
+    enc = encode_documents(tokenizer, docs, cfg.max_length).encoded
+    if not enc:
+        raise ValueError("no document has a response token within finetune.max_length; raise it")
+    model = apply_lora(base_model, cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    steps = cfg.epochs * math.ceil(len(enc) / cfg.batch_size)
+    torch.manual_seed(cfg.seed)
+    history = _train(model, params, enc, tokenizer.pad_token_id, steps, cfg.batch_size, cfg.lr, cfg.seed,
+                     epoch_order=True)
+    return model, history
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, tokenizer, docs: list[Document], max_length: int,
+                  batch_size: int = 64) -> float:
+    """Mean response-token cross-entropy of ``model`` (eval mode) on ``docs``."""
+    enc = encode_documents(tokenizer, docs, max_length).encoded
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(enc), batch_size):
+        batch = collate(enc[start:start + batch_size], tokenizer.pad_token_id)
+        total += float(response_loss(model, batch, reduction="sum"))
+        count += int((batch["labels"][:, 1:] != -100).sum())
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+# ---- the fine-tuning data ---------------------------------------------------------------------------------
+
+
+def finetune_documents(cfg: FinetuneConfig, world_docs: list[Document] | None = None) -> list[Document]:
+    """The fine-tuning documents: the world's (``world_docs``) or the JSONL file's, capped at ``n_docs``."""
+    if cfg.uses_world:
+        if world_docs is None:
+            raise ValueError("finetune.data is 'world' but no world documents were given")
+        docs = world_docs
+    else:
+        docs = read_jsonl(cfg.data_path())
+    return docs[: cfg.n_docs] if cfg.n_docs else docs
+
+
+# ---- artifacts of 00_finetune -------------------------------------------------------------------------------
+
+
+def write_eval_prompts(path: str | Path, prompts: list[EvalPrompt]) -> None:
+    """Write evaluation prompts as JSONL, atomically."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for p in prompts:
+            f.write(json.dumps(dataclasses.asdict(p), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def read_eval_prompts(path: str | Path) -> list[EvalPrompt]:
+    with open(path, encoding="utf-8") as f:
+        return [EvalPrompt(**json.loads(line)) for line in f if line.strip()]
+
+
+def _store(profile: str):
+    from gatoms.store import StepStore
+
+    return StepStore.read(profile, "00_finetune")
+
+
+def load_finetuned(profile: str, device: str | None = None, dtype: str | None = None):
+    """The fine-tuned model of a profile and its tokenizer, from ``artifacts/<profile>/00_finetune``.
+
+    The base model is ``base_model/`` (embedded) or the recorded hub name/path, the adapter
+    ``adapter/``; ``device``/``dtype`` default to the recorded model config. Returns
+    ``(peft_model, tokenizer)`` with the model in eval mode and no parameter requiring grad.
+    """
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from gatoms.model import load_base
+
+    store = _store(profile)
+    mcfg = store.config["model"]
+    name = mcfg["name_or_path"]
+    base_path = store.path(paths.BASE_MODEL) if name == "embedded" else name
+    model, _ = load_base(base_path, dtype=dtype or mcfg["dtype"], device=device or mcfg["device"])
+    tokenizer = AutoTokenizer.from_pretrained(str(store.path(paths.TOKENIZER)))
+    peft_model = PeftModel.from_pretrained(model, str(store.path(paths.ADAPTER)))
+    peft_model.eval()
+    for p in peft_model.parameters():
+        p.requires_grad_(False)
+    return peft_model, tokenizer
+
+
+def load_documents(profile: str, split: str = "train") -> list[Document]:
+    """The fine-tuning (``train``) or held-out (``heldout``) documents that step 00 recorded."""
+    names = {"train": paths.TRAIN_DOCS, "heldout": paths.HELDOUT_DOCS}
+    if split not in names:
+        raise ValueError(f"split must be one of {sorted(names)}, got {split!r}")
+    return read_jsonl(_store(profile).path(names[split]))
+
+
+def load_eval_prompts(profile: str) -> list[EvalPrompt]:
+    """The steering evaluation prompts that step 00 recorded."""
+    return read_eval_prompts(_store(profile).path(paths.EVAL_PROMPTS))
+
+
+def save_documents(path: str | Path, docs: list[Document]) -> None:
+    """Write documents (JSONL, atomic); the counterpart of :func:`load_documents`."""
+    write_jsonl(path, docs)

@@ -1,0 +1,129 @@
+"""A small, fully known set of step artifacts for testing the report and the atlas without running the
+pipeline: metrics in the schemas the steps write, an atom table, training documents, steering
+generations and runner records. Written through the real :class:`gatoms.store.StepStore`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any
+
+from gatoms import paths
+from gatoms.store import StepStore, write_json
+
+FAMILIES = ("arithmetic", "code", "yes_no_qa")
+N_DOCS = 30
+N_ATOMS = 8
+TRICKY = 'What does </script><script>alert("x")</script> do & <b>why</b>? | pipe'
+"""A prompt that would break a page that pastes data into HTML unescaped."""
+
+ATOMS = [
+    # rank, atom, coherence, active_docs, family, share, description, top_docs
+    (1, 5, 0.812, 14, "arithmetic", 0.9, "arithmetic (90% of top-20)", [0, 3, 6, 9]),
+    (2, 2, 0.655, 11, "yes_no_qa", 0.8, "yes_no_qa (80% of top-20)", [2, 5, 8]),
+    (3, 7, 0.402, 9, "code", 0.7, "code (70% of top-20)", [1, 4, 7, 10]),
+    (4, 0, 0.188, 20, "code", 0.45, "code | mixed: def return", [13, 16, 11]),
+    (5, 3, 0.121, 6, "arithmetic", 0.5, "zebra distinctive words", [12, 15]),
+    (6, 1, 0.090, 4, "yes_no_qa", 0.4, "yes_no_qa (40% of top-20)", [14, 17]),
+    (7, 6, 0.0, 1, None, None, "dead atom", [18]),
+    (8, 4, 0.0, 0, None, None, "dead atom", []),
+]
+
+METRICS: dict[str, dict[str, Any]] = {
+    "00_finetune": {
+        "seconds": 101.5, "n_finetune_docs": N_DOCS, "n_task_families": len(FAMILIES), "trainable_params": 4096,
+        "n_lora_modules": 8, "base_final_loss": 2.5, "lora_final_loss": 0.75,
+        "heldout": {"arithmetic": 0.9, "code": 0.5, "yes_no_qa": 1.0},
+        "behavior_base_rates": {"yes_no": 0.45, "code": 0.3, "refusal": 0.5, "bullets": 0.25, "numbered": 0.6},
+    },
+    "01_extract": {"seconds": 12.25, "n_docs": N_DOCS, "n_params": 4096, "n_modules": 8,
+                   "docs_per_second": 2.45, "dtype": "float32"},
+    "02_ekfac": {"seconds": 3.0, "k": 10, "projected_dim": 80, "eigen_mode": "ekfac", "fisher": "true",
+                 "energy_kept": 0.913},
+    "03_atoms": {"seconds": 7.5, "backend": "sklearn", "n_atoms": N_ATOMS, "alpha": 0.1,
+                 "median_docs_per_atom": 7.5, "objective": 12.3456},
+    "04_coherence": {"seconds": 2.0, "n_coh_gt_0_5": 2, "n_coh_gt_0_1": 5,
+                     "top_atoms": [{"atom": a, "coherence": c, "active_docs": n, "description": d}
+                                   for _, a, c, n, _, _, d, _ in ATOMS[:5]],
+                     "families_recovered": 3, "n_families": 3, "nmi": 0.7231, "purity_top50": 0.6875},
+    "05_ablations": {"seconds": 30.0,
+                     "sparsity": {"0.01": {"median_docs_per_atom": 27.0, "n_coh_gt_0_5": 1, "n_coh_gt_0_1": 6},
+                                  "0.1": {"median_docs_per_atom": 7.5, "n_coh_gt_0_5": 2, "n_coh_gt_0_1": 5},
+                                  "1.0": {"median_docs_per_atom": 0.0, "n_coh_gt_0_5": 0, "n_coh_gt_0_1": 0}},
+                     "methods": {"no_whitening": {"families_recovered": 1, "nmi": 0.3012, "purity_top50": 0.41},
+                                 "kmeans": {"families_recovered": 2, "nmi": 0.5556, "purity_top50": 0.5}}},
+    "06_steering": {"seconds": 240.0,
+                    "behaviors": {
+                        "bullets": {"atom": 7, "coherence": 0.402, "base": 0.25, "best_toward": 0.75,
+                                    "best_toward_alpha": 2.0, "best_away": 0.0, "best_away_alpha": 1.0,
+                                    "random_max_shift": 0.05},
+                        "yes_no": {"atom": 2, "coherence": 0.655, "base": 0.5, "best_toward": 0.75,
+                                   "best_toward_alpha": 1.0, "best_away": 0.25, "best_away_alpha": 2.0,
+                                   "random_max_shift": 0.0}},
+                    "composition": {"bullets_up_refusal_down": {"bullets": 0.6, "refusal": 0.1}}},
+}
+"""The metrics each step "wrote" (``seconds`` included, so write_metrics keeps them)."""
+
+# Steering generations: behaviour → signed α → detected flags on the inviting prompts (4 per variant).
+STEERING = {
+    "bullets": {0.0: [1, 0, 0, 0], 1.0: [1, 1, 0, 0], 2.0: [1, 1, 1, 0], -1.0: [0, 0, 0, 0], -2.0: [0, 0, 0, 0]},
+    "yes_no": {0.0: [1, 1, 0, 0], 1.0: [1, 1, 1, 0], 2.0: [1, 1, 0, 0], -1.0: [1, 1, 0, 0], -2.0: [1, 0, 0, 0]},
+}
+
+
+def documents() -> list[dict[str, Any]]:
+    docs = []
+    for i in range(N_DOCS):
+        fam = FAMILIES[i % len(FAMILIES)]
+        docs.append({"doc_id": f"d{i:03d}", "prompt": f"prompt {i} about {fam}", "response": f"response {i}",
+                     "family": fam, "fmt": "plain"})
+    docs[4]["prompt"] = TRICKY
+    return docs
+
+
+def generations() -> list[dict[str, Any]]:
+    recs = []
+    for b, curve in STEERING.items():
+        for alpha, flags in curve.items():
+            kind = "clean" if alpha == 0 else "atom"
+            for j, hit in enumerate(flags):
+                recs.append({"behavior": b, "kind": kind, "alpha": alpha, "prompt_kind": "inviting",
+                             "prompt": f"p{j}", "response": "r", "detected": bool(hit)})
+            # controls never count in the atlas curve (inviting prompts only)
+            recs.append({"behavior": b, "kind": kind, "alpha": alpha, "prompt_kind": "control",
+                         "prompt": "c", "response": "r", "detected": True})
+    return recs
+
+
+def write_atom_table(path) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["rank", "atom", "coherence", "active_docs", "family", "family_share", "keywords",
+                    "example_prompt", "description", "top_fmt", "top_fmt_share", "top_docs"])
+        for rank, atom, coh, n, fam, share, desc, top in ATOMS:
+            w.writerow([rank, atom, coh, n, fam or "", "" if share is None else share, "alpha beta",
+                        f"example for {atom}", desc, "plain", 1.0, " ".join(map(str, top))])
+
+
+def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool = True) -> None:
+    """Write the fake artifacts of ``steps`` (in pipeline order) for ``profile`` under $GATOMS_ARTIFACTS."""
+    for step in steps:
+        store = StepStore.open(profile, step, config={"fake": step})
+        if step == "00_finetune":
+            with open(store.path(paths.TRAIN_DOCS), "w") as f:
+                for d in documents():
+                    f.write(json.dumps(d) + "\n")
+        elif step == "04_coherence":
+            write_atom_table(store.path(paths.ATOM_TABLE))
+        elif step == "06_steering":
+            with open(store.path(paths.GENERATIONS), "w") as f:
+                for r in generations():
+                    f.write(json.dumps(r) + "\n")
+        store.write_metrics(METRICS[step])
+        if runs:
+            write_json(paths.run_record(profile, step), {
+                "step": step, "profile": profile, "status": "ok", "seconds": METRICS[step]["seconds"] + 4.0,
+                "peak_rss_mib": 512.0 + 100 * paths.STEPS.index(step), "peak_rss_source": "getrusage",
+                "peak_gpu_mib": None,
+                "host": {"cpus": 2, "ram_gib": 23.4, "platform": "Linux", "gpu": None, "torch": "2.13.0"}})

@@ -1,0 +1,38 @@
+"""The runner's resource record (Table 3): peak memory of a child process, by getrusage and by sampling."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from gatoms.runner import PeakMemory, children_maxrss_mib, host_info
+
+ALLOC = "import time; x = b'\\x01' * ({mib} * 2**20); time.sleep({sleep})"
+
+
+def test_sampled_peak_sees_a_child_allocation():
+    with PeakMemory(interval=0.05) as peak:
+        subprocess.run([sys.executable, "-c", ALLOC.format(mib=300, sleep=1.0)], check=True)
+    assert 300 <= peak.rss_mib < 1000
+    assert peak.gpu_mib is None or peak.gpu_mib >= 0
+
+
+def test_getrusage_peak_of_a_fresh_process_is_its_childs():
+    """What `python -m gatoms run` records: in a process that ran one child, ru_maxrss is that child's peak."""
+    code = (
+        "import subprocess, sys; from gatoms.runner import children_maxrss_mib\n"
+        f"before = children_maxrss_mib()\n"
+        f"subprocess.run([sys.executable, '-c', {ALLOC.format(mib=250, sleep=0)!r}], check=True)\n"
+        "print(before, children_maxrss_mib())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    before, after = map(float, out.split())
+    assert before == 0.0
+    assert 250 <= after < 800
+    assert children_maxrss_mib() >= 0
+
+
+def test_host_info_describes_the_machine():
+    h = host_info()
+    assert h["cpus"] >= 1 and h["ram_gib"] > 0 and h["platform"]
+    assert h["torch"].startswith("2.")
