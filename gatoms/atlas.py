@@ -124,7 +124,7 @@ def atlas_data(res: Results) -> dict[str, Any]:
             "description": row.get("description") or "",
             "family": row.get("family"),
             "family_share": row.get("family_share"),
-            "keywords": row.get("keywords") or "",
+            "keywords": row.get("words") or row.get("keywords") or "",  # 04 writes "words"
             "top_fmt": row.get("top_fmt"),
             "top_fmt_share": row.get("top_fmt_share"),
             "docs": top,

@@ -28,10 +28,12 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +213,24 @@ def encode_chunk(Q: torch.Tensor, G: torch.Tensor, alpha: float, C0: torch.Tenso
     so the objective never rises, however few sweeps are allowed. Stops after a sweep in which no code
     moved by more than ``tol``. Returns the codes (n, K) and the number of sweeps.
     """
+    if Q.device.type == "cpu":
+        with _one_thread():  # the tiny per-coordinate ops only lose from a thread pool
+            return _encode_chunk(Q, G, alpha, C0, tol, max_sweeps)
+    return _encode_chunk(Q, G, alpha, C0, tol, max_sweeps)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _encode_chunk(Q: torch.Tensor, G: torch.Tensor, alpha: float, C0: torch.Tensor | None,
+                  tol: float, max_sweeps: int) -> tuple[torch.Tensor, int]:
     n, K = Q.shape
     C = (torch.zeros(n, K, dtype=Q.dtype, device=Q.device) if C0 is None
          else C0.to(Q.dtype).clone())  # (n, K)
@@ -225,22 +245,16 @@ def encode_chunk(Q: torch.Tensor, G: torch.Tensor, alpha: float, C0: torch.Tenso
         jj, ii = work.nonzero(as_tuple=True)  # sorted by atom, then row
         counts = torch.bincount(jj, minlength=K).tolist()
         rows_of = torch.split(ii, counts)
-        moved = 0.0
+        before = C.clone()
         for j in range(K):
             if counts[j] == 0:
                 continue
             rows, dj = rows_of[j], diag[j]
-            c = C[rows, j]
-            new = shrink(R[rows, j] + c * dj, alpha) / dj
-            delta = new - c
-            changed = delta != 0
-            idx, d = rows[changed], delta[changed]
-            if idx.numel() == 0:
-                continue
-            R.index_add_(0, idx, torch.outer(d, G[j]), alpha=-1.0)  # rows are contiguous: cheap
-            C[idx, j] = new[changed]
-            moved = max(moved, float(d.abs().max()))
-        if moved <= tol:
+            c = C[rows, j]  # (m,)
+            new = shrink(R[rows, j] + c * dj, alpha) / dj  # exact minimiser along coordinate j
+            R.index_add_(0, rows, torch.outer(new - c, G[j]), alpha=-1.0)  # rows are contiguous
+            C[rows, j] = new
+        if float((C - before).abs().max()) <= tol:
             break
     return C, sweeps
 

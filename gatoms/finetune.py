@@ -109,7 +109,12 @@ def response_loss(model: nn.Module, batch: dict[str, torch.Tensor], reduction: s
     dev = _device_of(model)
     ids = batch["input_ids"].to(dev)  # (B, T)
     labels = batch["labels"].to(dev)  # (B, T)
-    logits = model(input_ids=ids, attention_mask=batch["attention_mask"].to(dev)).logits.float()  # (B, T, V)
+    mask = batch["attention_mask"]  # (B, T)
+    # Right padding needs no attention mask in a causal model (no real token attends to a later pad),
+    # and without one attention takes the fast causal kernel; left or inner padding does need it.
+    needs_mask = bool((mask[:, :-1] < mask[:, 1:]).any())
+    kwargs = {"attention_mask": mask.to(dev)} if needs_mask else {}
+    logits = model(input_ids=ids, **kwargs).logits.float()  # (B, T, V)
     targets = labels[:, 1:]  # (B, T-1)
     nll = nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100,
                                       reduction="none")  # (B, T-1)
@@ -134,15 +139,25 @@ def _train(model: nn.Module, params: list[nn.Parameter], encoded: list[EncodedDo
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     warmup = max(1, steps // 20)
     history: list[float] = []
+    queue: list[list[int]] = []
     order: list[int] = []
     model.train()
     for step in range(steps):
-        if epoch_order:  # consecutive passes over a fresh permutation
-            if len(order) < batch_size:
-                order += torch.randperm(len(encoded), generator=gen).tolist()
-            idx, order = order[:batch_size], order[batch_size:]
-        else:  # independent random batches
-            idx = torch.randint(len(encoded), (batch_size,), generator=gen).tolist()
+        if not queue:
+            # Draw 8 batches' worth of documents — the next ones of a fresh permutation per pass
+            # (epoch_order) or independently at random — sort them by length and cut them into
+            # batches, so batches pad little; the batches are then visited in random order.
+            need = 8 * batch_size
+            if epoch_order:
+                while len(order) < need:
+                    order += torch.randperm(len(encoded), generator=gen).tolist()
+                chunk, order = order[:need], order[need:]
+            else:
+                chunk = torch.randint(len(encoded), (need,), generator=gen).tolist()
+            chunk.sort(key=lambda i: len(encoded[i].input_ids))
+            batches = [chunk[k:k + batch_size] for k in range(0, need, batch_size)]
+            queue = [batches[k] for k in torch.randperm(len(batches), generator=gen).tolist()]
+        idx = queue.pop()
         for group in opt.param_groups:
             group["lr"] = lr * _schedule(step, steps, warmup)
         loss = response_loss(model, collate([encoded[i] for i in idx], pad_id))

@@ -505,7 +505,8 @@ def extract_gradients(
         if meta.get("fingerprint") == fp:
             log.info("skipping: %s already holds the gradients of these documents", out_dir)
             return ExtractResult(out_dir, N, D, len(layout), int(meta.get("n_tokens", 0)), cfg.dtype,
-                                 time.perf_counter() - t0, 0.0, skipped=True)
+                                 float(meta.get("seconds", 0.0)), float(meta.get("docs_per_second", 0.0)),
+                                 skipped=True)
 
     # The shared memmap: reuse a .part of the right shape (resume) or create it.
     def part_ok() -> bool:
@@ -592,6 +593,8 @@ def extract_gradients(
     S = {k: _gather_sum(v.cpu(), world) for k, v in hooks.S.items()}
     n_docs_done = int(_gather_sum(torch.tensor([done_docs], dtype=torch.int64), world)[0])
     _barrier(world)
+    seconds = time.perf_counter() - t0
+    dps = (n_docs_done / len(phases)) / seconds if seconds > 0 else 0.0
     if rank == 0:
         Factors(A={k: v / n_tokens for k, v in A.items()}, S={k: v / n_tokens for k, v in S.items()},
                 n_tokens=n_tokens, fisher="true" if cfg.fisher else "empirical").save(factors_path)
@@ -606,6 +609,8 @@ def extract_gradients(
             "max_length": cfg.max_length,
             "fisher": "true" if cfg.fisher else "empirical",
             "fingerprint": fp,
+            "seconds": round(seconds, 3),  # of the call that completed it (a resumed call: its own part)
+            "docs_per_second": round(dps, 3),
         }
         tmp = meta_path.with_name(meta_path.name + ".part")
         tmp.write_text(json.dumps(meta) + "\n")
@@ -614,8 +619,6 @@ def extract_gradients(
         for f in out_dir.glob(paths.EXTRACT_CHECKPOINT.format(rank="*")):
             f.unlink()
     _barrier(world)
-    seconds = time.perf_counter() - t0
-    dps = (n_docs_done / len(phases)) / seconds if seconds > 0 else 0.0
     log.info("extracted %d documents × %d parameters in %.1fs (%.1f docs/s)", N, D, seconds, dps)
     return ExtractResult(out_dir, N, D, len(layout), n_tokens, cfg.dtype, seconds, dps, resumed_batches=resumed)
 

@@ -113,6 +113,10 @@ PAPER_TABLE4: list[dict[str, Any]] = [
 
 NOT_RUN = "*not run*"
 
+TABLE2_CSV = "table2_steering"
+"""``figures/<profile>/table2_steering.csv``, 06_steering's Table 2 analogue (inviting, control and all
+prompts, with Wilson intervals): the source of the report's like-for-like row set."""
+
 
 # ---- reading what the pipeline wrote ------------------------------------------------------------------
 @dataclass
@@ -260,7 +264,7 @@ def section_setup(res: Results) -> str:
         ["Projected dimension M·k", num(PAPER_SETUP["projected_dim"]), num(m02.get("projected_dim"))],
         ["Atoms", num(PAPER_SETUP["n_atoms"]), num(m03.get("n_atoms"))],
         ["Sparsity α", num(PAPER_SETUP["alpha"], 2), num(m03.get("alpha"), 2) if m03.get("alpha") is not None else "—"],
-        ["Top documents for coherence", num(PAPER_SETUP["top_docs"]), num(coh.get("top_docs") or coh.get("top_k"))],
+        ["Top documents for coherence", num(PAPER_SETUP["top_docs"]), num(coh.get("top_n"))],
     ]
     text = md_table(["", "Paper", "Ours"], rows, "lrr")
     details = []
@@ -362,10 +366,46 @@ def section_table2(res: Results) -> str:
     text += ("\n\n\"Random dir. max shift\": the largest change any random direction with the same per-module "
              "norm produced — an atom that moves its behaviour by more than this is doing something a "
              "perturbation of that size alone does not.")
+    combined = table2_combined(res.profile)
+    if combined:
+        text += "\n\n**Ours, counted as the paper counted** (all 100 prompts: inviting and controls together; " \
+                "Wilson 95% intervals), from `" + TABLE2_CSV + ".csv`:\n\n" + combined
     comp = m06.get("composition")
     if comp:
         text += "\n\n" + section_composition(comp)
     return text
+
+
+def table2_combined(profile: str) -> str | None:
+    """06_steering's rows over all prompts (inviting + controls), as a Markdown table; None if absent."""
+    path = paths.figure(profile, TABLE2_CSV, "csv")
+    if not path.exists():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("prompts") == "all"]
+    if not rows:
+        return None
+
+    def rate(r: dict[str, str], key: str) -> str:
+        try:
+            return f"{pct(float(r[key]))} [{pct(float(r[key + '_lo']))}, {pct(float(r[key + '_hi']))}]"
+        except (KeyError, TypeError, ValueError):
+            return "—"
+
+    def delta(r: dict[str, str], key: str) -> str:
+        try:
+            return pp(float(r[key]), float(r["base"]))
+        except (KeyError, TypeError, ValueError):
+            return "—"
+
+    order = {b: i for i, b in enumerate(BEHAVIORS)}
+    out = []
+    for r in sorted(rows, key=lambda r: order.get(r.get("behavior", ""), len(order))):
+        b = r.get("behavior", "")
+        out.append([BEHAVIOR_NAMES.get(b, b), f"#{r.get('atom')}", r.get("n") or "—", rate(r, "base"),
+                    f"{rate(r, 'toward')} (α={r.get('toward_alpha') or '—'})", delta(r, "toward"),
+                    f"{rate(r, 'away')} (α={r.get('away_alpha') or '—'})", delta(r, "away")])
+    return md_table(["Behaviour", "Atom", "n", "Base", "Best toward", "Δ", "Best away", "Δ"], out)
 
 
 def _shift(v: Any) -> str:

@@ -656,19 +656,20 @@ def plot_steering(
     signed = sorted({0.0, *alphas, *(-a for a in alphas)})
     pos = {a: i for i, a in enumerate(signed)}
     fig, axes = plt.subplots(1, len(behaviors), figsize=(3.2 * len(behaviors), 3.0), sharey=True, squeeze=False)
-    styles = {"inviting": ("C0", "o", "inviting"), "control": ("C1", "s", "controls"), "all": ("C2", "^", "all")}
+    styles = {"inviting": ("C0", "o", "inviting", -0.1), "control": ("C1", "s", "controls", 0.1),
+              "all": ("C2", "^", "all", 0.0)}
     for ax, b in zip(axes[0], behaviors):
         for pk in prompt_kinds:
             c = curve(table, b, "atom", pk)
-            xs = [pos[a] for a in c if a in pos]
+            color, marker, label, shift = styles[pk]
+            xs = [pos[a] + shift for a in c if a in pos]
             ys = [c[a].rate for a in c if a in pos]
             err = np.array([[c[a].rate - c[a].ci[0], c[a].ci[1] - c[a].rate] for a in c if a in pos]).T
-            color, marker, label = styles[pk]
             ax.errorbar(xs, ys, yerr=err, color=color, marker=marker, ms=4, capsize=2, lw=1.2, label=label)
         kinds = sorted({k for (bb, k, _, _) in table if bb == b and k.startswith("random")})
         for i, k in enumerate(kinds):
             c = curve(table, b, k, "inviting")
-            xs = [pos[a] + 0.12 for a in c if a in pos and a != 0]
+            xs = [pos[a] + 0.25 for a in c if a in pos and a != 0]
             ax.plot(xs, [c[a].rate for a in c if a in pos and a != 0], "x", color="0.5", ms=4,
                     label="random dir. (inviting)" if i == 0 else None)
         title = b if not choices or b not in choices else f"{b} (atom #{choices[b].atom})"

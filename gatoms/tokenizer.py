@@ -74,7 +74,9 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(texts), trainer=trainer)
+    # The turn headers ("user\n", "model\n") are frequent in every chat-formatted document: make them
+    # single tokens as in Gemma's vocabulary.
+    tok.train_from_iterator([*texts, *(["user\nmodel\n"] * 100)], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,

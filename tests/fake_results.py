@@ -65,6 +65,13 @@ METRICS: dict[str, dict[str, Any]] = {
 }
 """The metrics each step "wrote" (``seconds`` included, so write_metrics keeps them)."""
 
+CONFIGS: dict[str, dict[str, Any]] = {
+    "00_finetune": {"world": {"seed": 0}, "model": {"name_or_path": "embedded", "num_layers": 2, "hidden_size": 64},
+                    "finetune": {"lora_r": 8}},
+    "04_coherence": {"top_n": 20},
+}
+"""The configs the steps "were made with" (what their sidecars store)."""
+
 # Steering generations: behaviour → signed α → detected flags on the inviting prompts (4 per variant).
 STEERING = {
     "bullets": {0.0: [1, 0, 0, 0], 1.0: [1, 1, 0, 0], 2.0: [1, 1, 1, 0], -1.0: [0, 0, 0, 0], -2.0: [0, 0, 0, 0]},
@@ -99,17 +106,38 @@ def generations() -> list[dict[str, Any]]:
 def write_atom_table(path) -> None:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["rank", "atom", "coherence", "active_docs", "family", "family_share", "keywords",
+        w.writerow(["rank", "atom", "coherence", "active_docs", "family", "family_share", "words",
                     "example_prompt", "description", "top_fmt", "top_fmt_share", "top_docs"])
         for rank, atom, coh, n, fam, share, desc, top in ATOMS:
             w.writerow([rank, atom, coh, n, fam or "", "" if share is None else share, "alpha beta",
                         f"example for {atom}", desc, "plain", 1.0, " ".join(map(str, top))])
 
 
+TABLE2_ALL = [
+    # behavior, n, base, toward, toward_alpha, away, away_alpha (over inviting + control prompts)
+    ("bullets", 100, 0.33, 0.94, 2.0, 0.0, 1.0),
+    ("yes_no", 100, 0.39, 0.51, 1.0, 0.0, 2.0),
+]
+
+
+def write_table2_csv(path) -> None:
+    """06_steering's table2_steering.csv: one row per behaviour and prompt set, with Wilson intervals."""
+    cols = ["behavior", "prompts", "atom", "coherence", "n", "base", "base_lo", "base_hi", "toward", "toward_lo",
+            "toward_hi", "toward_dpp", "toward_alpha", "away", "away_lo", "away_hi", "away_dpp", "away_alpha"]
+    atoms = {b: m["atom"] for b, m in METRICS["06_steering"]["behaviors"].items()}
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for b, n, base, tw, ta, aw, aa in TABLE2_ALL:
+            for prompts in ("inviting", "all"):
+                w.writerow([b, prompts, atoms[b], 0.5, n, base, base - 0.1, base + 0.1, tw, tw - 0.05,
+                            min(1.0, tw + 0.05), 100 * (tw - base), ta, aw, 0.0, aw + 0.04, 100 * (aw - base), aa])
+
+
 def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool = True) -> None:
     """Write the fake artifacts of ``steps`` (in pipeline order) for ``profile`` under $GATOMS_ARTIFACTS."""
     for step in steps:
-        store = StepStore.open(profile, step, config={"fake": step})
+        store = StepStore.open(profile, step, config=CONFIGS.get(step, {"fake": step}))
         if step == "00_finetune":
             with open(store.path(paths.TRAIN_DOCS), "w") as f:
                 for d in documents():
@@ -120,6 +148,8 @@ def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool
             with open(store.path(paths.GENERATIONS), "w") as f:
                 for r in generations():
                     f.write(json.dumps(r) + "\n")
+        if step == "06_steering":
+            write_table2_csv(paths.figure(profile, "table2_steering", "csv"))
         store.write_metrics(METRICS[step])
         if runs:
             write_json(paths.run_record(profile, step), {

@@ -3,6 +3,7 @@
 ``tiny_lora_model("gemma3")`` / ``tiny_lora_model("llama")``: 2-layer random models with a peft LoRA
 (r=8 on q_proj and v_proj) whose lora_B is non-zero, so every LoRA sub-layer has a non-zero gradient.
 ``random_docs(n, seed)``: EncodedDoc with a prompt/response split and mixed lengths.
+``bruteforce_factors(model, docs)``: Kronecker factors the slow way, one document at a time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from gatoms.data import EncodedDoc
+from gatoms.layout import Layout
 
 VOCAB = 300
 
@@ -61,3 +63,46 @@ def random_docs(n: int, seed: int = 0, min_len: int = 6, max_len: int = 40, pref
         labels = [-100] * p + ids[p:]
         docs.append(EncodedDoc(f"{prefix}{i:04d}", ids, labels))
     return docs
+
+
+def bruteforce_factors(model, docs) -> tuple[dict, dict, int, dict]:
+    """One document at a time, no padding: capture each LoRA sub-layer's input a and output gradient
+    δ (retain_grad), A = Σ a aᵀ / T, S = Σ δ δᵀ / T; also G = Σ_t δ aᵀ summed per doc for a check."""
+    layout = Layout.from_model(model)
+    mods = dict(model.named_modules())
+    weights = layout.weights(model)
+    for w in weights.values():
+        w.requires_grad_(True)
+    A = {m.name: torch.zeros(m.shape[1], m.shape[1], dtype=torch.float64) for m in layout}
+    S = {m.name: torch.zeros(m.shape[0], m.shape[0], dtype=torch.float64) for m in layout}
+    grads_ok = {}
+    T = 0
+    for d in docs:
+        seen = {}
+
+        def keep(name):
+            def hook(mod, inp, out):
+                out.retain_grad()
+                seen[name] = (inp[0], out)
+
+            return hook
+
+        hs = [mods[m.name].register_forward_hook(keep(m.name)) for m in layout]
+        for w in weights.values():
+            w.grad = None
+        logits = model(input_ids=torch.tensor([d.input_ids])).logits
+        labels = torch.tensor([d.labels])
+        torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="sum").backward()
+        for h in hs:
+            h.remove()
+        for m in layout:
+            a, out = seen[m.name]
+            a, delta = a[0].detach().double(), out.grad[0].double()
+            A[m.name] += a.T @ a
+            S[m.name] += delta.T @ delta
+            grads_ok[m.name] = torch.allclose((delta.T @ a).float(), weights[m.name].grad, rtol=1e-4, atol=1e-6)
+        T += len(d.input_ids)
+    for w in weights.values():
+        w.requires_grad_(False)
+        w.grad = None
+    return {k: v / T for k, v in A.items()}, {k: v / T for k, v in S.items()}, T, grads_ok

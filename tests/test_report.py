@@ -45,10 +45,14 @@ def test_report_puts_the_papers_numbers_beside_ours(full_report):
     assert row(t1, "1.0")[1:] == ["0", "0.0", "0", "0", "0", "0"]
     # Table 2: the paper's rows, then ours with α, Δpp and the random-direction control
     t2 = table_rows(md, "## Table 2")
-    paper_bullets, ours_bullets = [r for r in t2 if r[0] == "Bulleted lists"]
+    paper_bullets, ours_bullets, _ = [r for r in t2 if r[0] == "Bulleted lists"]
     assert paper_bullets[1:] == ["#469", "0.103", "33%", "94%", "+61pp", "0%", "-33pp"]
     assert ours_bullets[1:] == ["#7", "0.402", "25%", "75% (α=2.0)", "+50pp", "0% (α=1.0)", "-25pp", "5pp"]
     assert [r for r in t2 if r[0] == "Code generation"][1][1] == "not measured"
+    combined = md.split("**Ours, counted as the paper counted**", 1)[1].split("Composition", 1)[0]
+    assert "| Bulleted lists | #7 | 100 | 33% [23%, 43%] | 94% [89%, 99%] (α=2.0) | +61pp | 0% [0%, 4%] (α=1.0) | -33pp |" \
+        in combined
+    assert combined.index("Yes/No") < combined.index("Bulleted")  # the paper's order
     assert "bullets_up_refusal_down · refusal | 0.100" in md
     # Table 3: every step, its compute seconds (metrics) and the runner's wall time and peak memory
     t3 = table_rows(md, "## Table 3")
@@ -79,6 +83,8 @@ def test_setup_table_comes_from_the_metrics(full_report):
     assert row(setup, "Trainable LoRA parameters D")[1:] == ["2,228,224", "4,096"]
     assert row(setup, "Projected dimension M·k")[1:] == ["6,800", "80"]
     assert row(setup, "Atoms")[1:] == ["500", "8"]
+    assert row(setup, "Model")[1:] == ["Gemma-3 4B IT", "tiny Gemma-3 built in code (2 layers, 64 wide)"]
+    assert row(setup, "Top documents for coherence")[1:] == ["20", "20"]
 
 
 @pytest.mark.parametrize("done", [0, 1, 4, 5, 6])

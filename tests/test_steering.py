@@ -403,3 +403,29 @@ def test_preconditioned_unprojection_differs_but_matches_norm(lora):
     vp = steering.match_norm(vp, v)
     assert float(vp.norm()) == pytest.approx(float(v.norm()), rel=1e-6)
     assert float(torch.nn.functional.cosine_similarity(v, vp, dim=0)) < 0.999
+
+
+# ---- notebook 06 on the smoke profile ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_notebook_06_runs_on_smoke(smoke_step):
+    from gatoms import config, paths
+
+    store = smoke_step("06_steering")
+    cfg = config.load_section("smoke", "steering")
+    m = store.metrics()
+    assert set(m["behaviors"]) == set(steering.BEHAVIORS) and m["seconds"] > 0
+    keys = {"atom", "coherence", "base", "best_toward", "best_toward_alpha", "best_away", "best_away_alpha",
+            "random_max_shift"}
+    for b, x in m["behaviors"].items():
+        assert keys <= set(x), b
+        assert all(0.0 <= x[k] <= 1.0 for k in ("base", "best_toward", "best_away", "random_max_shift")), b
+        assert x["best_toward_alpha"] in cfg.alphas and x["best_away_alpha"] in cfg.alphas
+        folders = sorted(p.name for p in (store.path(paths.STEERED) / b).iterdir())
+        assert len(folders) == 2 * len(cfg.alphas) + 1 and "clean" in folders
+    assert set(m["composition"]) == {b for b, _ in steering.parse_composition(cfg.composition)}
+    lines = store.path(paths.GENERATIONS).read_text().splitlines()
+    assert len(lines) == m["n_responses"] and json.loads(lines[0])["variant"] == "clean"
+    choices = store.read_json("choices.json")
+    assert {c["atom"] for c in choices.values()} == {x["atom"] for x in m["behaviors"].values()}
