@@ -129,8 +129,8 @@ class Dictionary:
 def _rows(X: Any, start: int, stop: int) -> np.ndarray:
     """Rows [start, stop) of an array, memmap or reader with ``.rows`` as float32."""
     if hasattr(X, "rows"):
-        return np.asarray(X.rows(np.arange(start, stop)), dtype=np.float32)
-    return np.asarray(X[start:stop], dtype=np.float32)
+        return np.array(X.rows(np.arange(start, stop)), dtype=np.float32)
+    return np.array(X[start:stop], dtype=np.float32)  # a writable copy
 
 
 def _n_rows(X: Any) -> int:

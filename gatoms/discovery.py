@@ -47,7 +47,7 @@ def family_matches(codes: sp.spmatrix | np.ndarray, families: Sequence[str | Non
     if C.shape[0] != y.size:
         raise ValueError(f"{y.size} family labels for {C.shape[0]} code rows")
     labelled = y >= 0
-    active = sp.csr_matrix((np.abs(C.data) > threshold).astype(np.float64), C.indices, C.indptr, C.shape)
+    active = sp.csr_matrix(((np.abs(C.data) > threshold).astype(np.float64), C.indices, C.indptr), shape=C.shape)
     active = active[labelled]  # (N_labelled, K)
     onehot = sp.csr_matrix((np.ones(labelled.sum()), (np.arange(labelled.sum()), y[labelled])),
                            shape=(int(labelled.sum()), len(names)))

@@ -380,7 +380,10 @@ def _resolve_device(spec: str) -> torch.device:
         spec = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"extract.device={spec!r} but CUDA is not available; use device: auto or cpu")
-    return torch.device(spec)
+    device = torch.device(spec)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)  # NCCL collectives run on the current device
+    return device
 
 
 def _dist() -> tuple[int, int]:
@@ -394,24 +397,32 @@ def _barrier(world: int) -> None:
         torch.distributed.barrier()
 
 
+def _comm_device() -> torch.device:
+    """Where collective tensors must live: the rank's GPU for NCCL, else the CPU (gloo)."""
+    if torch.distributed.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def _all_min(flag: bool, world: int) -> bool:
     if world == 1:
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int64)
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64, device=_comm_device())
     torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
     return bool(t.item())
 
 
 def _gather_sum(t: torch.Tensor, world: int) -> torch.Tensor:
-    """Σ over ranks, added in rank order (deterministic)."""
+    """Σ over ranks, added in rank order (deterministic); returned on the CPU."""
     if world == 1:
-        return t
+        return t.cpu()
+    t = t.to(_comm_device()).contiguous()
     parts = [torch.empty_like(t) for _ in range(world)]
-    torch.distributed.all_gather(parts, t.contiguous())
+    torch.distributed.all_gather(parts, t)
     total = parts[0].clone()
     for p in parts[1:]:
         total += p
-    return total
+    return total.cpu()
 
 
 # ---- checkpoints -----------------------------------------------------------------------------------
@@ -589,8 +600,8 @@ def extract_gradients(
 
     # Merge: factor sums over ranks (rank order), normalise, write; the rename of grads.npy is last.
     n_tokens = int(_gather_sum(torch.tensor([hooks.n_tokens], dtype=torch.int64), world)[0])
-    A = {k: _gather_sum(v.cpu(), world) for k, v in hooks.A.items()}
-    S = {k: _gather_sum(v.cpu(), world) for k, v in hooks.S.items()}
+    A = {k: _gather_sum(v, world) for k, v in hooks.A.items()}
+    S = {k: _gather_sum(v, world) for k, v in hooks.S.items()}
     n_docs_done = int(_gather_sum(torch.tensor([done_docs], dtype=torch.int64), world)[0])
     _barrier(world)
     seconds = time.perf_counter() - t0

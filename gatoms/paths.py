@@ -72,6 +72,10 @@ CODES = "codes.npz"  # (N, n_atoms) sparse codes (scipy.sparse CSR)
 COHERENCE = "coherence.npy"  # (n_atoms,) coherence per atom
 ATOM_TABLE = "atom_table.csv"  # every atom: coherence, active docs, description
 
+# 05_ablations
+SPARSITY = "sparsity.csv"  # Table 1 analogue: per α, docs per atom and coherence counts
+METHODS = "methods.csv"  # preconditioning ablation and baselines on the ground-truth metrics
+
 # 06_steering
 STEERED = "adapters"  # folder of steered peft adapters
 GENERATIONS = "generations.jsonl"  # every generated response with its variant and detector result

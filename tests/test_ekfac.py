@@ -178,3 +178,19 @@ def test_config_validation():
     for bad in ({"k": 0}, {"eigen_mode": "ekfac2"}, {"damping": -1.0}, {"damping_mode": "rel"}):
         with pytest.raises(ConfigError):
             build_section("ekfac", bad)
+
+
+@pytest.mark.slow
+def test_notebook_02_ekfac_runs_on_smoke(smoke_step):
+    from gatoms import paths
+
+    store = smoke_step("02_ekfac")
+    m = store.metrics()
+    basis = Eigenbasis.load(store.path(paths.EIGEN))
+    assert basis.settings.k == m["k"] and basis.settings.eigen_mode == m["eigen_mode"]
+    assert m["projected_dim"] == len(basis.layout) * m["k"] and 0 < m["energy_kept"] <= 1
+    Z, X = store.load_npy(paths.Z), store.load_npy(paths.X)
+    assert Z.shape == X.shape == (m["n_docs"], m["projected_dim"])
+    np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
+    reader = open_gradients(store.dir.parent / "01_extract")  # (the smoke tree's env is gone by now)
+    np.testing.assert_array_equal(project(reader.rows(np.arange(4)), basis), Z[:4])

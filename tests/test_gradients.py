@@ -218,3 +218,15 @@ def test_config_validation():
     with pytest.raises(ValueError, match="bfloat16 needs a GPU"):
         extract_gradients(tiny_lora_model(), random_docs(2), "/nonexistent-never-written",
                           ExtractConfig(compute_dtype="bfloat16", device="cpu"), progress=False)
+
+
+@pytest.mark.slow
+def test_notebook_01_extract_runs_on_smoke(smoke_step):
+    store = smoke_step("01_extract")
+    m = store.metrics()
+    reader = open_gradients(store.dir)
+    assert reader.shape == (m["n_docs"], m["n_params"]) and len(reader.layout) == m["n_modules"]
+    assert m["docs_per_second"] > 0 and m["dtype"] == "float32" and m["n_excluded"] >= 0
+    norms = np.linalg.norm(reader.rows(slice(None)), axis=1)
+    assert np.all(np.isfinite(norms)) and np.all(norms > 0)
+    assert set(reader.factors().A) == {mod.name for mod in reader.layout}
