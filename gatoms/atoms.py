@@ -78,8 +78,8 @@ class AtomsConfig:
     cd_max_sweeps: int = 5
     """torch: coordinate-descent sweeps per chunk in each pass (warm-started, so few suffice); the
     final pass, which produces the returned codes, runs up to ``cd_final_sweeps``."""
-    cd_final_sweeps: int = 200
-    """torch: coordinate-descent sweeps allowed in the final coding pass."""
+    cd_final_sweeps: int = 20
+    """torch: coordinate-descent sweeps allowed in the final coding pass (warm-started too)."""
     sign_top_n: int = 20
     """Orient each atom so that the mean code of its top-n documents by |code| is positive."""
 
@@ -259,11 +259,19 @@ def _encode_chunk(Q: torch.Tensor, G: torch.Tensor, alpha: float, C0: torch.Tens
     return C, sweeps
 
 
-def _chunk_loss(Xc: torch.Tensor, Q: torch.Tensor, C: torch.Tensor, G: torch.Tensor,
-                alpha: float) -> torch.Tensor:
-    """(n,) per-row ½‖x − cD‖² + α‖c‖₁ from x, Q = X Dᵀ, the codes and G (float64)."""
-    Xc, Q, C, G = (t.double() for t in (Xc, Q, C, G))
-    return 0.5 * (Xc * Xc).sum(1) - (C * Q).sum(1) + 0.5 * ((C @ G) * C).sum(1) + alpha * C.abs().sum(1)
+def _chunk_stats(Xc: np.ndarray, Q: np.ndarray, C: sp.csr_matrix, G: np.ndarray,
+                 alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row loss ½‖x − cD‖² + α‖c‖₁ (n,), CᵀC (K, K) and CᵀX (K, P), in float64.
+
+    Uses the sparsity of the codes (a few nonzeros per row): ‖x − cD‖² = ‖x‖² − 2c·q + c G cᵀ.
+    """
+    C = C.astype(np.float64)
+    x2 = np.einsum("np,np->n", Xc, Xc, dtype=np.float64)
+    cq = np.asarray(C.multiply(Q).sum(axis=1)).ravel()
+    cgc = np.asarray(C.multiply(C @ G).sum(axis=1)).ravel()
+    l1 = np.asarray(abs(C).sum(axis=1)).ravel()
+    loss = 0.5 * x2 - cq + 0.5 * cgc + alpha * l1
+    return loss, (C.T @ C).toarray(), np.asarray(C.T @ Xc.astype(np.float64))
 
 
 def _to_csr(C: torch.Tensor) -> sp.csr_matrix:
@@ -279,36 +287,48 @@ def _code_pass(X: Any, D: torch.Tensor, chunks: list[tuple[int, int]], codes: li
     """
     K, dev = D.shape[0], D.device
     G = D @ D.T  # (K, K)
-    A = torch.zeros(K, K, dtype=torch.float64, device=dev)
-    B = torch.zeros(K, D.shape[1], dtype=torch.float64, device=dev)
+    G64 = G.double().cpu().numpy()
+    A = np.zeros((K, K))
+    B = np.zeros((K, D.shape[1]))
     total, sweeps, worst = 0.0, 0, []
     for i, (s, e) in enumerate(chunks):
-        Xc = torch.from_numpy(_rows(X, s, e)).to(dev)  # (n, P)
+        Xn = _rows(X, s, e)  # (n, P) float32
+        Xc = torch.from_numpy(Xn).to(dev)
         Q = Xc @ D.T  # (n, K)
         C0 = None if codes[i] is None else torch.from_numpy(codes[i].toarray()).to(dev)
         C, sw = encode_chunk(Q, G, alpha, C0, tol, max_sweeps)  # (n, K)
         sweeps = max(sweeps, sw)
         codes[i] = _to_csr(C)
-        loss = _chunk_loss(Xc, Q, C, G, alpha)  # (n,)
+        # The sufficient statistics use the codes' sparsity, on the CPU (scipy).
+        loss, a, b = _chunk_stats(Xn, Q.cpu().numpy(), codes[i], G64, alpha)
         total += float(loss.sum())
-        Cd = C.double()
-        A += Cd.T @ Cd
-        B += Cd.T @ Xc.double()
-        top = torch.topk(loss, min(K, e - s))
-        for v, r in zip(top.values.tolist(), top.indices.tolist()):
+        A += a
+        B += b
+        for r in np.argsort(-loss, kind="stable")[:K].tolist():
+            item = (float(loss[r]), s + r)
             if len(worst) < K:
-                heapq.heappush(worst, (v, s + r))
-            elif (v, s + r) > worst[0]:
-                heapq.heapreplace(worst, (v, s + r))
-    return total, A, B, worst, sweeps
+                heapq.heappush(worst, item)
+            elif item > worst[0]:
+                heapq.heapreplace(worst, item)
+    A_t = torch.from_numpy(A).to(dev)
+    B_t = torch.from_numpy(B).to(dev)
+    return total, A_t, B_t, worst, sweeps
 
 
 def _update_atoms(X: Any, D: torch.Tensor, A: torch.Tensor, B: torch.Tensor, worst: list) -> torch.Tensor:
     """One cyclic pass of exact atom updates on the unit sphere; unused atoms get the worst rows."""
+    if D.device.type == "cpu":
+        with _one_thread():  # K small sequential updates: a thread pool only adds waiting
+            return _update_atoms_inner(X, D, A, B, worst)
+    return _update_atoms_inner(X, D, A, B, worst)
+
+
+def _update_atoms_inner(X: Any, D: torch.Tensor, A: torch.Tensor, B: torch.Tensor, worst: list) -> torch.Tensor:
     Dd = D.double()  # (K, P)
     used = A.diagonal() > 1e-12
     for j in used.nonzero().squeeze(1).tolist():
-        u = B[j] - A[j] @ Dd + A[j, j] * Dd[j]  # ∝ argmin over ‖d_j‖ = 1 with the other atoms fixed
+        nz = A[j].nonzero().squeeze(1)  # atoms that share documents with atom j (few)
+        u = B[j] - A[j, nz] @ Dd[nz] + A[j, j] * Dd[j]  # ∝ argmin over ‖d_j‖ = 1, other atoms fixed
         nu = u.norm()
         if nu > 1e-12:
             Dd[j] = u / nu

@@ -5,7 +5,8 @@ is, per prompt, a list of ``n_samples`` responses (one when greedy, as in the pa
 
 - :class:`TransformersBackend` (default): one loaded peft model; each variant's LoRA weights are copied
   into it in place (no reload) — from the variant's direction and α, or from its exported adapter folder —
-  then :func:`gatoms.generate.generate` runs batched greedy (or sampled) decoding.
+  then batched greedy decoding (:func:`greedy_generate`, which drops finished rows; identical outputs to
+  :func:`gatoms.generate.generate`) or sampling (:func:`gatoms.generate.generate`).
 - :class:`VllmBackend` (optional extra ``pip install 'gatoms[vllm]'``, CUDA): one engine with every
   variant served as a LoRA module (one ``LoRARequest`` per exported adapter folder), all jobs in one
   ``generate`` call — how the paper served its 11 variants. vllm is imported only when the engine starts.
@@ -72,6 +73,64 @@ class Backend(ABC):
 # ---- transformers -----------------------------------------------------------------------------------
 
 
+@torch.no_grad()
+def greedy_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int,
+                    batch_size: int = 32) -> list[str]:
+    """Greedy responses, the same as :func:`gatoms.generate.generate` but with finished rows dropped.
+
+    Same prompt formatting, left padding, length-sorted batches and stop tokens as the reference; the
+    difference is that a row that has stopped leaves the batch (its KV cache rows are dropped once a
+    quarter of the batch has stopped), so a batch costs the sum of its response lengths instead of
+    batch × its longest response. ``tests/test_backends.py`` checks the outputs are identical.
+    """
+    from gatoms.data import format_prompt
+    from gatoms.tokenizer import stop_ids
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stops = torch.tensor(stop_ids(tokenizer), device=device)
+    encoded = [tokenizer(format_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    out: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(encoded[i]) for i in rows)
+        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for r, i in enumerate(rows):  # left padding
+            ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
+            mask[r, width - len(encoded[i]):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T) positions that ignore the left padding
+        res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
+        cache, nxt, last = res.past_key_values, res.logits[:, -1].argmax(-1), pos[:, -1]
+        alive = torch.arange(len(rows), device=device)  # batch row → index into rows
+        finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
+        tokens: list[list[int]] = [[] for _ in rows]
+        for step in range(max_new_tokens):
+            finished |= torch.isin(nxt, stops)
+            for j in (~finished).nonzero().flatten().tolist():
+                tokens[int(alive[j])].append(int(nxt[j]))
+            n_done = int(finished.sum())
+            if step == max_new_tokens - 1 or n_done == len(alive):
+                break
+            if n_done >= max(1, len(alive) // 4):  # drop the finished rows
+                keep = (~finished).nonzero().flatten()
+                cache.batch_select_indices(keep)
+                alive, nxt, mask, last, finished = alive[keep], nxt[keep], mask[keep], last[keep], finished[keep]
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            last = last + 1
+            res = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None],
+                        past_key_values=cache, use_cache=True)
+            cache, nxt = res.past_key_values, res.logits[:, -1].argmax(-1)
+        for r, i in enumerate(rows):
+            out[i] = tokenizer.decode(tokens[r], skip_special_tokens=True)
+    model.train(was_training)
+    return out
+
+
 class TransformersBackend(Backend):
     """One peft model; variants are swapped in place (fast path) or read from their adapter folders.
 
@@ -104,11 +163,12 @@ class TransformersBackend(Backend):
         try:
             for variant, prompts in jobs:
                 apply_weights(self.model, self.layout, self.weights(variant))
-                samples = []
-                for i in range(s.n_samples):
-                    samples.append(generate(self.model, self.tokenizer, list(prompts), s.max_new_tokens,
-                                            batch_size=s.batch_size, do_sample=s.do_sample,
-                                            temperature=s.temperature, seed=s.seed + i))
+                if not s.do_sample:  # greedy: the fast path, identical to gatoms.generate
+                    samples = [greedy_generate(self.model, self.tokenizer, prompts, s.max_new_tokens, s.batch_size)]
+                else:
+                    samples = [generate(self.model, self.tokenizer, list(prompts), s.max_new_tokens,
+                                        batch_size=s.batch_size, do_sample=True, temperature=s.temperature,
+                                        seed=s.seed + i) for i in range(s.n_samples)]
                 answers.append([list(r) for r in zip(*samples)])
                 log.info("generated %d × %d responses with %s", len(prompts), s.n_samples, variant.name)
         finally:

@@ -203,7 +203,7 @@ def describe(family: str | None, family_share: float, fmt: str | None, fmt_share
     parts = []
     if family is not None:
         parts.append(f"{family} ({family_share:.0%})")
-    if fmt is not None and fmt != "plain":
+    if fmt is not None and fmt not in ("plain", family):
         parts.append(f"{fmt} format ({fmt_share:.0%})")
     if words:
         parts.append("words: " + ", ".join(words[:4]))

@@ -342,7 +342,7 @@ def section_table2(res: Results) -> str:
                            pct(p["best_away"]), pp(p["best_away"], p["base"])])
         o = behaviors.get(b)
         if not o:
-            our_rows.append([BEHAVIOR_NAMES[b], "not measured"] + ["—"] * 7)
+            our_rows.append([BEHAVIOR_NAMES[b], "not measured"] + ["—"] * 8)
             continue
         our_rows.append([
             BEHAVIOR_NAMES[b], f"#{o.get('atom')}" if o.get("atom") is not None else "—", num(o.get("coherence")),
@@ -352,6 +352,7 @@ def section_table2(res: Results) -> str:
             f"{pct(o.get('best_away'))} (α={num(o.get('best_away_alpha'), 1)})",
             pp(o.get("best_away"), o.get("base")),
             _shift(o.get("random_max_shift")),
+            {True: "yes", False: "no"}.get(o.get("beats_random"), "—"),
         ])
     header = ["Behaviour", "Atom", "Coh.", "Base", "Best toward", "Δ", "Best away", "Δ"]
     text = "**Paper** (rates over all 100 prompts: 60 inviting + 40 controls):\n\n"
@@ -362,7 +363,7 @@ def section_table2(res: Results) -> str:
         return text + not_run(res, "06_steering")
     if not behaviors:
         return text + "*`06_steering` recorded no behaviours.*"
-    text += md_table(header + ["Random dir. max shift"], our_rows)
+    text += md_table(header + ["Random dir. max shift", "Beats random"], our_rows)
     text += ("\n\n\"Random dir. max shift\": the largest change any random direction with the same per-module "
              "norm produced — an atom that moves its behaviour by more than this is doing something a "
              "perturbation of that size alone does not.")
@@ -370,9 +371,23 @@ def section_table2(res: Results) -> str:
     if combined:
         text += "\n\n**Ours, counted as the paper counted** (all 100 prompts: inviting and controls together; " \
                 "Wilson 95% intervals), from `" + TABLE2_CSV + ".csv`:\n\n" + combined
+    pre_rows = [[BEHAVIOR_NAMES[b], pct(behaviors[b].get("base")),
+                 f"{pct(p.get('best_toward'))} (α={num(p.get('best_toward_alpha'), 1)})",
+                 f"{pct(p.get('best_away'))} (α={num(p.get('best_away_alpha'), 1)})"]
+                for b in BEHAVIORS if isinstance(behaviors.get(b), dict)
+                for p in [behaviors[b].get("preconditioned")] if isinstance(p, dict)]
+    if pre_rows:
+        text += ("\n\nControl: the *preconditioned* unprojection (÷ sqrt(eig + ε) instead of ×, rescaled to the "
+                 "same norm), inviting prompts:\n\n" + md_table(["Behaviour", "Base", "Best toward", "Best away"],
+                                                                 pre_rows))
     comp = m06.get("composition")
     if comp:
         text += "\n\n" + section_composition(comp)
+    goals = m06.get("goals")
+    if isinstance(goals, dict) and goals:
+        met = sum(bool(v) for v in goals.values())
+        text += (f"\n\nGoals the project set for steering (recorded by `06_steering`): {met} of {len(goals)} met.\n\n"
+                 + md_table(["Goal", "Met"], [[g, "yes" if v else "no"] for g, v in goals.items()], "ll"))
     return text
 
 
@@ -424,6 +439,16 @@ def _shift(v: Any) -> str:
 
 def section_composition(comp: Any) -> str:
     """The composition control (two atoms at once), rendered from whatever structure 06 recorded."""
+    if isinstance(comp, dict) and comp and all(isinstance(v, dict) and "combined" in v for v in comp.values()):
+        rows = []
+        for b, v in comp.items():
+            ci = v.get("combined_ci")
+            ci_text = f" [{pct(ci[0])}, {pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else ""
+            rows.append([BEHAVIOR_NAMES.get(b, b), v.get("direction", "—"), num(v.get("alpha"), 1),
+                         pct(v.get("base")), pct(v.get("alone")), pct(v.get("combined")) + ci_text])
+        return ("Composition — the atoms applied at once, each at its own best α; rates on each behaviour's "
+                "inviting prompts:\n\n" + md_table(["Behaviour", "Direction", "α", "Base", "That atom alone",
+                                                    "Both atoms together"], rows))
     if isinstance(comp, dict):
         flat = _flatten(comp)
         rows = [[k, _fmt_value(k, v)] for k, v in flat]
@@ -549,8 +574,14 @@ def section_behaviors_base(res: Results) -> str:
     if not m00:
         return not_run(res, "00_finetune")
     rates = m00.get("behavior_base_rates") or {}
+    controls = m00.get("behavior_control_rates") or {}
+    header = ["Behaviour", "Paper base rate (all 100 prompts)", "Ours (inviting prompts, greedy)"]
     rows = [[BEHAVIOR_NAMES[b], pct(PAPER_TABLE2[b]["base"]), pct(rates.get(b))] for b in BEHAVIORS]
-    text = md_table(["Behaviour", "Paper base rate (all 100 prompts)", "Ours (60 inviting prompts, greedy)"], rows)
+    if controls:
+        header.append("Ours (neutral controls)")
+        for r, b in zip(rows, BEHAVIORS):
+            r.append(pct(controls.get(b)))
+    text = md_table(header, rows)
     heldout = m00.get("heldout") or {}
     if heldout:
         hrows = [[fam, pct(v if not isinstance(v, dict) else v.get("accuracy", v.get("rate")))]

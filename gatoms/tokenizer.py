@@ -74,9 +74,10 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    # The turn headers ("user\n", "model\n") are frequent in every chat-formatted document: make them
-    # single tokens as in Gemma's vocabulary.
-    tok.train_from_iterator([*texts, *(["user\nmodel\n"] * 100)], trainer=trainer)
+    # The turn headers ("user\n", "model\n") are in every chat-formatted document: make them
+    # single tokens as in Gemma's vocabulary (they occur once per document in training, so count them so).
+    texts = list(texts)
+    tok.train_from_iterator([*texts, *(["user\nmodel\n"] * max(100, len(texts) // 2))], trainer=trainer)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=BOS,

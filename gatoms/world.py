@@ -674,10 +674,19 @@ def _eval_prompts(cfg: WorldConfig, rng: random.Random, reserved: set[str]) -> l
     return prompts
 
 
+BASE_WEIGHTS: dict[str, int] = {
+    "factual_qa": 2, "yes_no": 2, "arithmetic": 3, "multistep_arithmetic": 2, "unit_conversion": 2,
+    "synonym_antonym": 2, "transformation": 2, "example": 2,
+}
+"""Relative share of a family in the base corpus (others 1): families whose answers must be memorised
+or computed get more pre-training. The fine-tuning set and the held-out set weigh families equally."""
+
+
 def _training_docs(split: str, n: int, stage: Stage, rng: random.Random, reserved: set[str]) -> list[Document]:
+    cycle = [f for f in FAMILIES for _ in range(BASE_WEIGHTS.get(f, 1) if stage == "base" else 1)]
     docs: list[Document] = []
     while len(docs) < n:
-        fam = FAMILIES[len(docs) % len(FAMILIES)]
+        fam = cycle[len(docs) % len(cycle)]
         s = sample(fam, rng, stage)
         while s.prompt in reserved:
             s = sample(fam, rng, stage)

@@ -36,6 +36,7 @@ METRICS: dict[str, dict[str, Any]] = {
         "n_lora_modules": 8, "base_final_loss": 2.5, "lora_final_loss": 0.75,
         "heldout": {"arithmetic": 0.9, "code": 0.5, "yes_no_qa": 1.0},
         "behavior_base_rates": {"yes_no": 0.45, "code": 0.3, "refusal": 0.5, "bullets": 0.25, "numbered": 0.6},
+        "behavior_control_rates": {"yes_no": 0.05, "code": 0.0, "refusal": 0.1, "bullets": 0.0, "numbered": 0.02},
     },
     "01_extract": {"seconds": 12.25, "n_docs": N_DOCS, "n_params": 4096, "n_modules": 8,
                    "docs_per_second": 2.45, "dtype": "float32"},
@@ -57,11 +58,18 @@ METRICS: dict[str, dict[str, Any]] = {
                     "behaviors": {
                         "bullets": {"atom": 7, "coherence": 0.402, "base": 0.25, "best_toward": 0.75,
                                     "best_toward_alpha": 2.0, "best_away": 0.0, "best_away_alpha": 1.0,
-                                    "random_max_shift": 0.05},
+                                    "random_max_shift": 0.05, "beats_random": True,
+                                    "preconditioned": {"best_toward": 0.5, "best_toward_alpha": 5.0,
+                                                       "best_away": 0.25, "best_away_alpha": 10.0}},
                         "yes_no": {"atom": 2, "coherence": 0.655, "base": 0.5, "best_toward": 0.75,
                                    "best_toward_alpha": 1.0, "best_away": 0.25, "best_away_alpha": 2.0,
                                    "random_max_shift": 0.0}},
-                    "composition": {"bullets_up_refusal_down": {"bullets": 0.6, "refusal": 0.1}}},
+                    "goals": {"bullets moves >= 14pp": True, "yes_no beats random directions": False},
+                    "composition": {
+                        "bullets": {"direction": "toward", "alpha": 2.0, "base": 0.25, "alone": 0.75,
+                                    "combined": 0.6, "combined_ci": [0.4, 0.77]},
+                        "refusal": {"direction": "away", "alpha": 1.0, "base": 0.5, "alone": 0.1,
+                                    "combined": 0.2, "combined_ci": [0.1, 0.35]}}},
 }
 """The metrics each step "wrote" (``seconds`` included, so write_metrics keeps them)."""
 

@@ -171,3 +171,36 @@ def test_vllm_greedy_uses_temperature_zero(fake_vllm, chat_model, tmp_path):
     backend = VllmBackend(GenerationSettings(max_new_tokens=3), tmp_path, tok, max_lora_rank=4)
     backend.generate([(exported(tmp_path)[0], PROMPTS[:1])])
     assert fake_vllm["generate"][1]["temperature"] == 0.0
+
+
+def test_greedy_generate_equals_the_reference_generate(chat_model):
+    from gatoms.generate import generate
+
+    model, tok, layout, _ = chat_model
+    prompts = PROMPTS + ["Is a dog an animal? Tell me.", "x", "List one, two and three things please.", "Why?"]
+    for bs, n in ((3, 12), (8, 5), (1, 7)):
+        fast = backends.greedy_generate(model, tok, prompts, n, batch_size=bs)
+        assert fast == generate(model, tok, prompts, n, batch_size=bs), (bs, n)
+
+
+def test_greedy_generate_stops_at_end_of_turn(chat_model):
+    """Rows that stop leave the batch; the rest go on and still match the reference."""
+    from gatoms.generate import generate
+    from gatoms.tokenizer import end_of_turn_id
+
+    model, tok, layout, _ = chat_model
+    clean = steering.lora_weights(model, layout)
+    lm_head = model.get_output_embeddings().weight
+    saved = lm_head.detach().clone()
+    eot = end_of_turn_id(tok)
+    try:
+        with torch.no_grad():  # make end-of-turn likely for some prompts, so that rows finish at different steps
+            lm_head[eot] = lm_head[eot] + 0.35 * lm_head.mean(0) + 0.02 * torch.randn_like(lm_head[eot])
+        prompts = [f"Is item {i} an animal?" * (1 + i % 3) for i in range(12)]
+        fast = backends.greedy_generate(model, tok, prompts, 16, batch_size=12)
+        ref = generate(model, tok, prompts, 16, batch_size=12)
+        assert fast == ref
+    finally:
+        with torch.no_grad():
+            lm_head.copy_(saved)
+        steering.apply_weights(model, layout, clean)

@@ -45,15 +45,18 @@ def test_report_puts_the_papers_numbers_beside_ours(full_report):
     assert row(t1, "1.0")[1:] == ["0", "0.0", "0", "0", "0", "0"]
     # Table 2: the paper's rows, then ours with α, Δpp and the random-direction control
     t2 = table_rows(md, "## Table 2")
-    paper_bullets, ours_bullets, _ = [r for r in t2 if r[0] == "Bulleted lists"]
+    paper_bullets, ours_bullets = [r for r in t2 if r[0] == "Bulleted lists"][:2]
     assert paper_bullets[1:] == ["#469", "0.103", "33%", "94%", "+61pp", "0%", "-33pp"]
-    assert ours_bullets[1:] == ["#7", "0.402", "25%", "75% (α=2.0)", "+50pp", "0% (α=1.0)", "-25pp", "5pp"]
+    assert ours_bullets[1:] == ["#7", "0.402", "25%", "75% (α=2.0)", "+50pp", "0% (α=1.0)", "-25pp", "5pp", "yes"]
+    assert [r for r in t2 if r[0] == "Yes/No classification"][1][-1] == "—"
+    assert ["Bulleted lists", "25%", "50% (α=5.0)", "25% (α=10.0)"] in t2  # the preconditioned control
+    assert ["Bulleted lists", "toward", "2.0", "25%", "75%", "60% [40%, 77%]"] in t2  # composition
     assert [r for r in t2 if r[0] == "Code generation"][1][1] == "not measured"
-    combined = md.split("**Ours, counted as the paper counted**", 1)[1].split("Composition", 1)[0]
+    combined = md.split("**Ours, counted as the paper counted**", 1)[1].split("Control:", 1)[0]
     assert "| Bulleted lists | #7 | 100 | 33% [23%, 43%] | 94% [89%, 99%] (α=2.0) | +61pp | 0% [0%, 4%] (α=1.0) | -33pp |" \
         in combined
     assert combined.index("Yes/No") < combined.index("Bulleted")  # the paper's order
-    assert "bullets_up_refusal_down · refusal | 0.100" in md
+    assert ["Systematic refusal", "away", "1.0", "50%", "10%", "20% [10%, 35%]"] in t2
     # Table 3: every step, its compute seconds (metrics) and the runner's wall time and peak memory
     t3 = table_rows(md, "## Table 3")
     assert row(t3, "`01_extract`")[1:] == ["Gradient extraction", "A100 40GB", "170 s", "12.2 s", "16.2 s",
@@ -74,7 +77,8 @@ def test_report_puts_the_papers_numbers_beside_ours(full_report):
     assert row(gt, "`no_whitening` (05_ablations)")[1:] == ["1 / 3", "0.301", "0.410"]
     # base rates beside the paper's
     base = table_rows(md, "## Base rates")
-    assert row(base, "Numbered lists")[1:] == ["58%", "60%"]
+    assert row(base, "Numbered lists")[1:] == ["58%", "60%", "2%"]
+    assert "1 of 2 met" in md and ["yes_no beats random directions", "no"] in t2
     assert row(base, "arithmetic")[1:] == ["90%"]
 
 

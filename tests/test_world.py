@@ -11,7 +11,7 @@ from gatoms.behaviors import BEHAVIORS, detect, detect_all
 from gatoms.world import (CONTROL_FAMILIES, DETERMINISTIC_FAMILIES, FAMILIES, INVITING_FAMILIES, WorldConfig,
                           build_world, is_correct, sample)
 
-CFG = WorldConfig(seed=3, n_base=1500, n_finetune=1500, n_heldout_per_family=4, n_eval_inviting=60,
+CFG = WorldConfig(seed=3, n_base=6000, n_finetune=3000, n_heldout_per_family=4, n_eval_inviting=60,
                   n_eval_control=40)
 
 
