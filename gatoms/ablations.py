@@ -119,7 +119,7 @@ def method_row(method: str, codes: sp.spmatrix, coherence: np.ndarray, families:
     return {"method": method, "label": LABELS.get(method, method),
             "families_recovered": m["families_recovered"], "n_families": m["n_families"],
             "nmi": round(m["nmi"], 4), "purity_top50": round(m["purity_top50"], 4),
-            "mean_best_f1": round(m["mean_best_f1"], 4),
+            "mean_best_f1": round(m["mean_best_f1"], 4), "families_in_top50": m["families_in_top50"],
             "n_coh_gt_0_5": int((coherence > 0.5).sum()), "n_coh_gt_0_1": int((coherence > 0.1).sum()),
             "median_docs_per_atom": float(np.median(counts)), "seconds": round(seconds, 2)}
 

@@ -47,9 +47,13 @@ def atom_coordinates(atoms: np.ndarray, method: str = "tsne", seed: int = 0) -> 
 def label_points(ax: plt.Axes, coords: np.ndarray, labels: dict[int, str]) -> dict[int, tuple[float, float]]:
     """Annotate ``labels[atom]`` at ``coords[atom]`` for each labelled atom; returns atom → (x, y) drawn."""
     drawn = {}
-    for atom, text in labels.items():
+    # Alternate the text's side so that neighbouring labels overlap less; the arrow keeps each
+    # label tied to its own point.
+    offsets = [((6, 6), "left"), ((6, -12), "left"), ((-6, 6), "right"), ((-6, -12), "right")]
+    for i, (atom, text) in enumerate(labels.items()):
         x, y = float(coords[atom, 0]), float(coords[atom, 1])
-        ax.annotate(text, xy=(x, y), xytext=(4, 4), textcoords="offset points", fontsize=7,
+        offset, ha = offsets[i % len(offsets)]
+        ax.annotate(text, xy=(x, y), xytext=offset, textcoords="offset points", fontsize=7, ha=ha,
                     arrowprops={"arrowstyle": "-", "lw": 0.5})
         ax.plot([x], [y], marker="o", ms=6, mfc="none", mec="k", mew=0.8)
         drawn[atom] = (x, y)

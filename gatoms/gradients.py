@@ -227,6 +227,31 @@ def response_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1][sel].float(), shift[sel], reduction="sum")
 
 
+@contextlib.contextmanager
+def _logits_at(model: nn.Module) -> Iterator[dict]:
+    """Compute the output layer only at the positions in ``state["positions"]`` ((B, T) bool).
+
+    A forward pre-hook on the output embeddings (``lm_head``) replaces its input (B, T, H) by the selected
+    rows (1, n, H), so the logits come back as (1, n, V) in row-major (document, position) order. Only
+    the positions that predict a response token need logits; the rest would cost a (B, T, V) matmul, its
+    softmax and a (B, T, V) zero gradient for nothing.
+    """
+    head = model.get_output_embeddings()
+    if head is None:
+        raise ValueError("the model has no output embeddings (lm_head); gatoms needs a causal LM")
+    state: dict = {}
+
+    def pre_hook(module, args):
+        hidden = args[0]  # (B, T, H)
+        return (hidden[state["positions"]].unsqueeze(0), *args[1:])  # (1, n, H)
+
+    handle = head.register_forward_pre_hook(pre_hook)
+    try:
+        yield state
+    finally:
+        handle.remove()
+
+
 # ---- hooks -----------------------------------------------------------------------------------------
 class _LoraHooks:
     """Forward hooks on every LoRA sub-layer (input a) + tensor hooks on their outputs (δ).
@@ -560,7 +585,7 @@ def extract_gradients(
 
     bar = tqdm(total=total_steps, initial=resumed, disable=not progress or rank != 0, desc="extract", unit="batch")
     try:
-        with _frozen_with_input_grad(model) as emb:
+        with _frozen_with_input_grad(model) as emb, _logits_at(model) as head:
             for phase, jobs in enumerate(phases):
                 if phase < start_phase:
                     continue
@@ -570,11 +595,19 @@ def extract_gradients(
                     idx = batches[bi]
                     input_ids, labels, mask = _collate([items[n] for n in idx], pad_id, device)
                     hooks.start_batch(len(idx), mask, rows="rows" in jobs, factors="factors" in jobs)
+                    positions = torch.zeros_like(mask, dtype=torch.bool)  # (B, T): predicts a response token
+                    positions[:, :-1] = labels[:, 1:] != -100
+                    head["positions"] = positions
                     logits = model(input_ids=input_ids, attention_mask=mask, use_cache=False).logits
+                    n_pred = int(positions.sum())
+                    if logits.shape[:2] != (1, n_pred):
+                        raise RuntimeError(f"the model reshaped the output layer's result to {tuple(logits.shape)}; "
+                                           "gatoms expects lm_head(hidden) to be the logits")
                     if "rows" in jobs:
-                        loss = response_loss(logits, labels)
+                        targets = labels[:, 1:][positions[:, :-1]]  # (n,)
                     else:  # true Fisher: labels sampled from the model on response positions
-                        loss = response_loss(logits, _sample_labels(logits, labels, [doc_ids[n] for n in idx], cfg.fisher_seed))
+                        targets = _sample_targets(logits[0], positions.sum(1).tolist(), [doc_ids[n] for n in idx], cfg.fisher_seed)
+                    loss = F.cross_entropy(logits[0].float(), targets, reduction="sum")
                     torch.autograd.grad(loss, [emb["embeds"]])
                     if "rows" in jobs:
                         order = np.argsort(idx)
@@ -634,17 +667,21 @@ def extract_gradients(
     return ExtractResult(out_dir, N, D, len(layout), n_tokens, cfg.dtype, seconds, dps, resumed_batches=resumed)
 
 
-def _sample_labels(logits: torch.Tensor, labels: torch.Tensor, doc_ids: list[str], seed: int) -> torch.Tensor:
-    """Labels sampled from the model's predictive distribution on response positions (per-document seed)."""
-    sampled = labels.clone()
+def _sample_targets(logits: torch.Tensor, counts: list[int], doc_ids: list[str], seed: int) -> torch.Tensor:
+    """Response labels sampled from the model's predictive distribution, one seeded stream per document.
+
+    logits (n, V): the response positions of the batch's documents in order, ``counts[b]`` rows each.
+    The samples of a document do not depend on which batch or process it is in."""
+    out = torch.empty(logits.shape[0], dtype=torch.long, device=logits.device)
     with torch.no_grad():
-        for b, doc_id in enumerate(doc_ids):
-            pos = (labels[b, 1:] != -100).nonzero().squeeze(1)  # predicted from positions pos
-            probs = torch.softmax(logits[b, pos].float(), dim=-1)  # (n_resp, V)
+        start = 0
+        for count, doc_id in zip(counts, doc_ids):
+            probs = torch.softmax(logits[start : start + count].float(), dim=-1)  # (count, V)
             g = torch.Generator(device=logits.device)
             g.manual_seed(_doc_seed(seed, doc_id))
-            sampled[b, pos + 1] = torch.multinomial(probs, 1, generator=g).squeeze(1)
-    return sampled
+            out[start : start + count] = torch.multinomial(probs, 1, generator=g).squeeze(1)
+            start += count
+    return out
 
 
 # ---- the authors' method ---------------------------------------------------------------------------

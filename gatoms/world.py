@@ -679,11 +679,16 @@ BASE_WEIGHTS: dict[str, int] = {
     "synonym_antonym": 2, "transformation": 2, "example": 2,
 }
 """Relative share of a family in the base corpus (others 1): families whose answers must be memorised
-or computed get more pre-training. The fine-tuning set and the held-out set weigh families equally."""
+or computed get more pre-training."""
+
+FINETUNE_WEIGHTS: dict[str, int] = {f: 2 for f in ("yes_no", "code", "sql", "refusal", "bullets", "ordering", "steps")}
+"""Relative share of a family in the fine-tuning set (others 1): the contested families, whose format
+rule the fine-tuning shifts, are half of it. The held-out set weighs families equally."""
 
 
 def _training_docs(split: str, n: int, stage: Stage, rng: random.Random, reserved: set[str]) -> list[Document]:
-    cycle = [f for f in FAMILIES for _ in range(BASE_WEIGHTS.get(f, 1) if stage == "base" else 1)]
+    weights = BASE_WEIGHTS if stage == "base" else FINETUNE_WEIGHTS
+    cycle = [f for f in FAMILIES for _ in range(weights.get(f, 1))]
     docs: list[Document] = []
     while len(docs) < n:
         fam = cycle[len(docs) % len(cycle)]

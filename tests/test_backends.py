@@ -183,24 +183,37 @@ def test_greedy_generate_equals_the_reference_generate(chat_model):
         assert fast == generate(model, tok, prompts, n, batch_size=bs), (bs, n)
 
 
-def test_greedy_generate_stops_at_end_of_turn(chat_model):
-    """Rows that stop leave the batch; the rest go on and still match the reference."""
+def test_greedy_generate_drops_finished_rows_and_still_matches(chat_model):
+    """Rows that stop at different steps leave the batch; the others go on and still match the reference.
+
+    Hooks force <end_of_turn> whenever the last input token id is ≡ 3 (mod 7), so rows stop at
+    different steps (in both decoders alike: the hooks see every forward call).
+    """
     from gatoms.generate import generate
     from gatoms.tokenizer import end_of_turn_id
 
-    model, tok, layout, _ = chat_model
-    clean = steering.lora_weights(model, layout)
-    lm_head = model.get_output_embeddings().weight
-    saved = lm_head.detach().clone()
+    model, tok, _, _ = chat_model
     eot = end_of_turn_id(tok)
+    seen = {}
+    embed = model.get_input_embeddings()
+    head = model.get_output_embeddings()
+
+    def remember(_, args):
+        seen["ids"] = args[0]
+
+    def force(_, __, logits):
+        ids = seen["ids"][:, -logits.shape[1]:]
+        logits = logits.clone()
+        logits[..., eot] = torch.where(ids % 7 == 3, 1e4, logits[..., eot])
+        return logits
+
+    hooks = [embed.register_forward_pre_hook(remember), head.register_forward_hook(force)]
     try:
-        with torch.no_grad():  # make end-of-turn likely for some prompts, so that rows finish at different steps
-            lm_head[eot] = lm_head[eot] + 0.35 * lm_head.mean(0) + 0.02 * torch.randn_like(lm_head[eot])
         prompts = [f"Is item {i} an animal?" * (1 + i % 3) for i in range(12)]
         fast = backends.greedy_generate(model, tok, prompts, 16, batch_size=12)
-        ref = generate(model, tok, prompts, 16, batch_size=12)
-        assert fast == ref
+        assert fast == generate(model, tok, prompts, 16, batch_size=12)
     finally:
-        with torch.no_grad():
-            lm_head.copy_(saved)
-        steering.apply_weights(model, layout, clean)
+        for h in hooks:
+            h.remove()
+    lengths = {len(tok(o, add_special_tokens=False)["input_ids"]) for o in fast}
+    assert len(lengths) >= 3, lengths  # rows did stop at different steps

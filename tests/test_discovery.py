@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from gatoms.discovery import (discovery_metrics, family_matches, nmi, planted_problem, purity_top,
-                              strongest_atom)
+from gatoms.discovery import (discovery_metrics, families_in_top, family_matches, nmi, planted_problem,
+                              purity_top, strongest_atom)
 
 
 def one_hot_codes(families: list[str], order: list[str]) -> sp.csr_matrix:
@@ -20,6 +20,7 @@ def test_perfect_clustering_scores_perfectly():
     m = discovery_metrics(codes, np.array([0.3, 0.2, 0.1]), fams)
     assert m["families_recovered"] == 3 and m["n_families"] == 3
     assert m["nmi"] == pytest.approx(1.0) and m["purity_top50"] == 1.0 and m["mean_best_f1"] == 1.0
+    assert m["families_in_top50"] == 3
     assert {r["family"]: r["atom"] for r in m["per_family"]} == {"a": 1, "b": 2, "c": 0}
 
 
@@ -42,6 +43,21 @@ def test_known_precision_recall_and_recovery_threshold():
     # purity: atom 0 (top by coherence) top docs 0,1,4 → 2/3; atom 1 → docs 0,4,5,6,7 → 4/5
     assert purity_top(sp.csr_matrix(C), np.array([0.9, 0.1]), fams, n_atoms=1) == pytest.approx(2 / 3)
     assert purity_top(sp.csr_matrix(C), np.array([0.9, 0.1]), fams, n_atoms=2) == pytest.approx((2 / 3 + 0.8) / 2)
+    # no atom's top documents are 90% one family; at 75% atom 1 (b: 4 of 5) qualifies
+    assert families_in_top(sp.csr_matrix(C), np.array([0.9, 0.1]), fams) == []
+    assert families_in_top(sp.csr_matrix(C), np.array([0.9, 0.1]), fams, min_share=0.75) == ["b"]
+
+
+def test_split_family_is_found_in_top_atoms_but_not_recovered():
+    """A family split over 4 pure sub-atoms: precision 1, recall 1/4 → not recovered by F1, yet found."""
+    fams = ["a"] * 40 + ["b"] * 40
+    C = np.zeros((80, 5))
+    for k in range(4):
+        C[10 * k: 10 * (k + 1), k] = 1.0
+    C[40:, 4] = 1.0
+    m = discovery_metrics(sp.csr_matrix(C), np.array([0.5, 0.4, 0.3, 0.2, 0.1]), fams)
+    assert m["families_recovered"] == 1 and m["families_in_top50"] == 2
+    assert {r["family"]: round(r["f1"], 3) for r in m["per_family"]} == {"a": 0.4, "b": 1.0}
 
 
 def test_unlabelled_documents_are_left_out():

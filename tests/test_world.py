@@ -8,8 +8,8 @@ import random
 import pytest
 
 from gatoms.behaviors import BEHAVIORS, detect, detect_all
-from gatoms.world import (CONTROL_FAMILIES, DETERMINISTIC_FAMILIES, FAMILIES, INVITING_FAMILIES, WorldConfig,
-                          build_world, is_correct, sample)
+from gatoms.world import (BASE_WEIGHTS, CONTESTED_FAMILIES, CONTROL_FAMILIES, DETERMINISTIC_FAMILIES, FAMILIES,
+                          FINETUNE_WEIGHTS, INVITING_FAMILIES, WorldConfig, build_world, is_correct, sample)
 
 CFG = WorldConfig(seed=3, n_base=6000, n_finetune=3000, n_heldout_per_family=4, n_eval_inviting=60,
                   n_eval_control=40)
@@ -41,6 +41,17 @@ def test_families_and_sizes(world):
     assert len(world.heldout) == CFG.n_heldout_per_family * len(FAMILIES)
     assert len({d.doc_id for d in world.base + world.finetune + world.heldout}) == (
         len(world.base) + len(world.finetune) + len(world.heldout))
+
+
+def test_family_mixtures(world):
+    """The base corpus leans on the families to memorise; the fine-tuning set on the contested ones."""
+    assert set(FINETUNE_WEIGHTS) == set(CONTESTED_FAMILIES) and set(BASE_WEIGHTS) <= set(DETERMINISTIC_FAMILIES) | {"example"}
+    for split, weights in (("base", BASE_WEIGHTS), ("finetune", FINETUNE_WEIGHTS)):
+        docs = getattr(world, split)
+        total = sum(weights.get(f, 1) for f in FAMILIES)
+        for fam in FAMILIES:
+            share = sum(d.family == fam for d in docs) / len(docs)
+            assert abs(share - weights.get(fam, 1) / total) < 0.002, (split, fam, share)
 
 
 def test_format_labels_match_the_detectors(world):
