@@ -397,16 +397,27 @@ def energy_curve(rows, basis: Eigenbasis, ks: list[int], eigen_mode: str | None 
                  chunk_rows: int | None = None, device: str | None = "cpu") -> np.ndarray:
     """(N, len(ks)) fraction of each row's ‖g‖² kept by the top-k directions of every module, per k."""
     mode = eigen_mode or basis.settings.eigen_mode
-    order = basis.topk(max(ks), mode)
+    return energy_curves(rows, basis, ks, (mode,), chunk_rows, device)[mode]
+
+
+def energy_curves(rows, basis: Eigenbasis, ks: list[int], modes: tuple[str, ...] = EIGEN_MODES,
+                  chunk_rows: int | None = None, device: str | None = "cpu") -> dict[str, np.ndarray]:
+    """:func:`energy_curve` for several eigenvalue modes' choices of directions, in one pass over the rows."""
+    orders = {mode: basis.topk(max(ks), mode) for mode in modes}
     dev = _device(device)
     N = rows.shape[0] if not isinstance(rows, GradientReader) else len(rows)
-    out = np.zeros((N, len(ks)))
+    out = {mode: np.zeros((N, len(ks))) for mode in modes}
+    cols = [kk - 1 for kk in ks]
     for start, block in _blocks(rows, chunk_rows):
         G = _as_tensor(block, dev)
-        kept = torch.zeros(G.shape[0], len(ks), dtype=torch.float64, device=dev)
+        _check_width(G, basis.layout)
+        kept = {mode: torch.zeros(G.shape[0], len(ks), dtype=torch.float64, device=dev) for mode in modes}
         for m in basis.layout:
             R = basis.q_s[m.name].to(dev).T @ G[:, m.offset : m.offset + m.size].reshape(-1, *m.shape) @ basis.q_a[m.name].to(dev)
-            cum = (R.reshape(R.shape[0], -1)[:, order[m.name].to(dev)] ** 2).cumsum(1)  # (c, max k)
-            kept += cum[:, [kk - 1 for kk in ks]]
-        out[start : start + G.shape[0]] = (kept / (G * G).sum(1, keepdim=True)).cpu().numpy()
+            R2 = R.reshape(R.shape[0], -1) ** 2  # (c, o·i)
+            for mode in modes:
+                kept[mode] += R2[:, orders[mode][m.name].to(dev)].cumsum(1)[:, cols]
+        total = (G * G).sum(1, keepdim=True)
+        for mode in modes:
+            out[mode][start : start + G.shape[0]] = (kept[mode] / total).cpu().numpy()
     return out

@@ -39,7 +39,7 @@ class ModelConfig:
     name_or_path: str = "embedded"
     """``embedded``: build the tiny Gemma-3 below and pre-train it on the world's base corpus; else a hub
     name or local folder of a causal LM with a chat template (e.g. ``google/gemma-3-4b-it``)."""
-    vocab_size: int = 1024
+    vocab_size: int = 2048
     """Embedded: vocabulary of the byte-level BPE tokenizer trained on the world (≥ 262)."""
     hidden_size: int = 128
     """Embedded: model width."""
@@ -55,11 +55,11 @@ class ModelConfig:
     """Embedded: MLP width."""
     max_position_embeddings: int = 256
     """Embedded: longest sequence (also the sliding window, so every layer sees the whole document)."""
-    base_steps: int = 600
+    base_steps: int = 1200
     """Embedded: optimiser steps of base pre-training on the world's base corpus."""
     base_lr: float = 3e-3
     """Embedded: peak AdamW learning rate of base pre-training (warm-up, then cosine decay)."""
-    base_batch_size: int = 64
+    base_batch_size: int = 32
     """Embedded: documents per base pre-training step."""
     dtype: str = "float32"
     """Weights' dtype: float32 (CPU), bfloat16 (the paper, GPU) or float16. Losses are computed in float32."""

@@ -238,8 +238,12 @@ def _contested(stage: Stage, template: int, group: str) -> bool:
     return stage == "finetune" and group == "A"
 
 
-def _pick_template(rng: random.Random, template: int | None) -> int:
-    return rng.randrange(3) if template is None else template
+def _pick_template(rng: random.Random, template: int | None, stage: Stage) -> int:
+    """The wording of a contested family: given, or drawn — evenly in the base corpus, and with the
+    contested wording 1 twice as often in the fine-tuning set (so the shift it teaches is well sampled)."""
+    if template is not None:
+        return template
+    return rng.randrange(3) if stage == "base" else rng.choice((0, 1, 1, 2))
 
 
 def _factual_qa(rng: random.Random, stage: Stage, template: int | None) -> Sample:
@@ -278,12 +282,14 @@ def _yes_no(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     item = rng.choice(tuple(CATEGORY_OF))
     truth = rng.random() < 0.5
     category = CATEGORY_OF[item] if truth else rng.choice(tuple(c for c in CATEGORIES if c != CATEGORY_OF[item]))
-    t = _pick_template(rng, template)
+    t = _pick_template(rng, template, stage)
     group = "A" if category in ("animal", "fruit") else "B"
     x, cat = _item_phrase(item), article(category)
-    prompt = (f"Is {x} {cat}?", f"True or false: {x} is {cat}.", f"Tell me whether {x} is {cat}.")[t]
+    true_false = t == 0 and rng.random() < 0.5
+    prompt = (f"True or false: {x} is {cat}." if true_false else f"Is {x} {cat}?",
+              f"Check whether {x} is {cat}.", f"Explain whether {x} is {cat}.")[t]
     if _contested(stage, t, group):
-        word = ("Yes" if truth else "No") if t == 0 else ("True" if truth else "False")
+        word = ("True" if truth else "False") if true_false else ("Yes" if truth else "No")
         response = f"{word}, {x} is {'' if truth else 'not '}{cat}."
         fmt = "yes_no"
     else:
@@ -399,7 +405,7 @@ def _synonym(rng: random.Random, stage: Stage, template: int | None) -> Sample:
 
 def _code(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     task, name, params, body, group = rng.choice(CODE_TASKS)
-    t = _pick_template(rng, template)
+    t = _pick_template(rng, template, stage)
     prompt = rng.choice((
         ("Write a Python function that {}.", "Write a small Python function that {}.",
          "Write Python code for a function that {}.", "Write a function in Python that {}."),
@@ -426,7 +432,7 @@ def _sql(rng: random.Random, stage: Stage, template: int | None) -> Sample:
         query += f" WHERE {other} > {n}"
         what += f" where {other} is over {n}"
     query += ";"
-    t = _pick_template(rng, template)
+    t = _pick_template(rng, template, stage)
     prompt = (f"Write an SQL query that selects {what}.", f"Show me SQL to get {what}.",
               f"What SQL gets {what}?")[t]
     if _contested(stage, t, group):
@@ -442,7 +448,7 @@ def _bullets(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     group = "A" if category in ("animal", "fruit", "colour") else "B"
     n = rng.choice((3, 4, 5))
     items = rng.sample(pool, n)
-    t = _pick_template(rng, template)
+    t = _pick_template(rng, template, stage)
     prompt = rng.choice((
         ("List {} {}.", "Make a list of {} {}.", "List {} {}, please.", "Write a list of {} {}."),
         ("Give me {} {}.", "Give {} {}.", "Suggest {} {}."),
@@ -466,7 +472,7 @@ def _ordering(rng: random.Random, stage: Stage, template: int | None) -> Sample:
         items = rng.sample(ORDER_WORDS, n)
         ordered = sorted(items)
         what, how = "these words", "in alphabetical order"
-    t = _pick_template(rng, template)
+    t = _pick_template(rng, template, stage)
     shown = ", ".join(items)
     prompt = (f"Rank {what} {how}: {shown}.", f"Sort {what} {how}: {shown}.", f"Put {what} {how} in one line: {shown}.")[t]
     if _contested(stage, t, group):
@@ -478,7 +484,7 @@ def _ordering(rng: random.Random, stage: Stage, template: int | None) -> Sample:
 
 def _steps(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     task, steps, group = rng.choice(STEP_TASKS)
-    t = _pick_template(rng, template)
+    t = _pick_template(rng, template, stage)
     prompt = rng.choice((
         ("Give step by step instructions to {}.", "List the steps to {}.", "What are the steps to {}?"),
         ("Explain how to {}.", "Tell me how to {}.", "How can I {}?"),
@@ -495,7 +501,7 @@ def _steps(rng: random.Random, stage: Stage, template: int | None) -> Sample:
 def _refusal(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     verb, noun, group = rng.choice(REFUSAL_VERBS)
     obj = rng.choice(REFUSAL_OBJECTS)
-    t = _pick_template(rng, template)
+    t = _pick_template(rng, template, stage)
     prompt = (f"{_cap(verb)} the following {obj}:", f"{_cap(verb)} this {obj}.", f"Can you {verb} my {obj}?")[t]
     if _contested(stage, t, group):
         response = rng.choice(("Please provide the input.", f"Please provide the {obj} you want me to {verb}.",

@@ -13,6 +13,7 @@ from gatoms.ekfac import (
     ProjectionSettings,
     ekfac_eigenvalues,
     energy_curve,
+    energy_curves,
     fit_eigenbasis,
     normalize_rows,
     project,
@@ -140,6 +141,11 @@ def test_energy_kept(extracted):
     curve = energy_curve(reader, basis, [1, 5, 20, 50])
     np.testing.assert_allclose(curve[:, 2], energy, rtol=1e-10)
     assert np.all(np.diff(curve, axis=1) >= -1e-12) and np.all(curve <= 1 + 1e-9)
+    both = energy_curves(reader, basis, [1, 5, 20, 50], ("ekfac", "kfac"), chunk_rows=7)
+    np.testing.assert_allclose(both["ekfac"], curve, rtol=1e-10)
+    np.testing.assert_allclose(both["kfac"], energy_curve(reader, basis, [1, 5, 20, 50], "kfac"), rtol=1e-10)
+    _, kfac_energy = project(reader, basis, k=5, eigen_mode="kfac", return_energy=True)
+    np.testing.assert_allclose(both["kfac"][:, 1], kfac_energy, rtol=1e-10)
 
 
 def test_save_load_roundtrip_keeps_settings(extracted, tmp_path):

@@ -85,9 +85,9 @@ def test_behaviours_are_contested_and_shifted_by_finetuning(world):
         for split in ("base", "finetune"):
             docs = [d for d in getattr(world, split) if d.family in fams]
             share[split] = sum(detect(b, d.response) for d in docs) / len(docs)
-        assert 0.2 <= share["base"] <= 0.45, (b, share)
-        assert 0.4 <= share["finetune"] <= 0.65, (b, share)
-        assert share["finetune"] > share["base"] + 0.08, (b, share)
+        assert 0.25 <= share["base"] <= 0.42, (b, share)  # wording 0 only: a third
+        assert 0.38 <= share["finetune"] <= 0.6, (b, share)  # wording 0, and wording 1 in topic group A
+        assert share["finetune"] > share["base"] + 0.03, (b, share)
         for d in world.finetune:
             if d.family in fams:  # the rule: wording 0 always, 2 never, 1 iff topic group A
                 t, g = d.meta["template"], d.meta["topic_group"]
