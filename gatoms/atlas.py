@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "atlas.html"
 PLACEHOLDER_DATA = "/*__ATLAS_DATA__*/"
 PLACEHOLDER_TITLE = "__ATLAS_TITLE__"
+MAX_CHARS = 3000
+"""Longest prompt or response shown in full; longer ones are clipped (keeps the page small at paper scale)."""
 
 
 def read_documents(profile: str) -> dict[int, dict[str, Any]]:
@@ -115,7 +117,7 @@ def atlas_data(res: Results) -> dict[str, Any]:
     for row in res.atom_table:
         top = [i for i in row.get("top_docs") or [] if i in docs]
         for i in top:
-            used[i] = docs[i]
+            used[i] = {**docs[i], "prompt": clip(docs[i]["prompt"]), "response": clip(docs[i]["response"])}
         atoms.append({
             "rank": row.get("rank"),
             "atom": row.get("atom"),
@@ -150,6 +152,13 @@ def atlas_data(res: Results) -> dict[str, Any]:
         "atoms": atoms,
         "docs": {str(i): d for i, d in sorted(used.items())},
     }
+
+
+def clip(text: str, limit: int = MAX_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} … [{len(text) - limit:,} more characters]"
 
 
 def render(data: dict[str, Any]) -> str:

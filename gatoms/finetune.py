@@ -102,10 +102,22 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def _split_head(model: nn.Module) -> tuple[nn.Module, nn.Module, float | None] | None:
+    """(decoder, lm_head, final logit soft-cap) of a plain ``*ForCausalLM`` (or a peft model of one)."""
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder, head = getattr(lm, "model", None), getattr(lm, "lm_head", None)
+    if not type(lm).__name__.endswith("ForCausalLM") or decoder is None or not isinstance(head, nn.Linear):
+        return None
+    return decoder, head, getattr(lm.config, "final_logit_softcapping", None)
+
+
 def response_loss(model: nn.Module, batch: dict[str, torch.Tensor], reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy of the next token on response positions (labels != -100), in float32.
 
     ``reduction="mean"``: over all response tokens of the batch; ``"sum"``; ``"none"``: per document sums (B,).
+    For a plain causal LM the output layer runs on the response positions only (the logits of prompt
+    positions are never needed: a third of the tiny model's compute, most of Gemma's memory); other
+    models go through their full forward.
     """
     dev = _device_of(model)
     ids = batch["input_ids"].to(dev)  # (B, T)
@@ -115,15 +127,26 @@ def response_loss(model: nn.Module, batch: dict[str, torch.Tensor], reduction: s
     # and without one attention takes the fast causal kernel; left or inner padding does need it.
     needs_mask = bool((mask[:, :-1] < mask[:, 1:]).any())
     kwargs = {"attention_mask": mask.to(dev)} if needs_mask else {}
-    logits = model(input_ids=ids, **kwargs).logits.float()  # (B, T, V)
-    targets = labels[:, 1:]  # (B, T-1)
-    nll = nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), targets, ignore_index=-100,
-                                      reduction="none")  # (B, T-1)
+    targets = labels[:, 1:]  # (B, T-1): position t predicts token t+1
+    keep = targets != -100  # (B, T-1)
+    split = _split_head(model)
+    if split is not None:
+        decoder, head, softcap = split
+        hidden = decoder(input_ids=ids, **kwargs).last_hidden_state[:, :-1]  # (B, T-1, H)
+        logits = head(hidden[keep]).float()  # (n, V), n = response tokens of the batch
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        nll = nn.functional.cross_entropy(logits, targets[keep], reduction="none")  # (n,)
+        rows = keep.nonzero()[:, 0]  # (n,) document of each response token
+    else:
+        logits = model(input_ids=ids, **kwargs).logits.float()[:, :-1]  # (B, T-1, V)
+        nll = nn.functional.cross_entropy(logits[keep], targets[keep], reduction="none")  # (n,)
+        rows = keep.nonzero()[:, 0]
     if reduction == "none":
-        return nll.sum(dim=1)
+        return torch.zeros(ids.shape[0], device=dev, dtype=nll.dtype).index_add(0, rows, nll)
     if reduction == "sum":
         return nll.sum()
-    return nll.sum() / (targets != -100).sum().clamp(min=1)
+    return nll.sum() / max(1, nll.numel())
 
 
 def _schedule(step: int, total: int, warmup: int) -> float:

@@ -548,12 +548,13 @@ RateKey = tuple[str, str, float, str]
 """(behavior, kind of direction, signed α, prompt set) — e.g. ("bullets", "atom", 2.0, "inviting")."""
 
 
-def rates(records: Iterable[dict[str, Any]]) -> dict[RateKey, Rate]:
+def rates(records: Iterable[dict[str, Any]], field: str = "detected") -> dict[RateKey, Rate]:
     """Detector hits → rates per (behavior, direction kind, signed α, prompt set).
 
     A record is one response: {behavior (of the prompt), kind ("clean"/"atom"/"random0"/…),
     alpha (signed), prompt_kind ("inviting"/"control"), detected (bool)}. The clean responses count for
     every direction kind at α = 0. Composition records are skipped (see :func:`composition_rates`).
+    ``field`` counts another boolean of the records instead, e.g. ``ran_on`` (the breakage curve).
     """
     counts: dict[RateKey, list[int]] = {}
     recs = [r for r in records if r["kind"] != "composition"]
@@ -563,7 +564,7 @@ def rates(records: Iterable[dict[str, Any]]) -> dict[RateKey, Rate]:
         for owner in owners:
             for pk in (r["prompt_kind"], "all"):
                 c = counts.setdefault((r["behavior"], owner, float(r["alpha"]), pk), [0, 0])
-                c[0] += bool(r["detected"])
+                c[0] += bool(r[field])
                 c[1] += 1
     return {k: Rate(*v) for k, v in counts.items()}
 
@@ -648,9 +649,11 @@ def plot_steering(
     alphas: Sequence[float],
     prompt_kinds: Sequence[str] = ("inviting", "control"),
     choices: dict[str, AtomChoice] | None = None,
+    broken: dict[RateKey, Rate] | None = None,
 ):
     """Figure 2 analogue: rate vs signed α (evenly spaced ticks) per behaviour, Wilson 95% bars; the
-    random-direction controls (inviting prompts) as grey points. Returns the matplotlib figure."""
+    random-direction controls (inviting prompts) as grey crosses; with ``broken``, the share of responses
+    that ran to the token limit (inviting prompts) as a dotted red line. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
 
     signed = sorted({0.0, *alphas, *(-a for a in alphas)})
@@ -672,6 +675,10 @@ def plot_steering(
             xs = [pos[a] + 0.25 for a in c if a in pos and a != 0]
             ax.plot(xs, [c[a].rate for a in c if a in pos and a != 0], "x", color="0.5", ms=4,
                     label="random dir. (inviting)" if i == 0 else None)
+        if broken is not None:
+            c = curve(broken, b, "atom", "inviting")
+            ax.plot([pos[a] for a in c if a in pos], [c[a].rate for a in c if a in pos], ":", color="C3", lw=1,
+                    label="ran to token limit")
         title = b if not choices or b not in choices else f"{b} (atom #{choices[b].atom})"
         ax.set_title(title, fontsize=9)
         ax.set_xticks(range(len(signed)), [f"{a:g}" for a in signed], fontsize=6, rotation=90)
@@ -706,12 +713,14 @@ def composition_variant(parts: Sequence[tuple[str, int, float, torch.Tensor]]) -
     return Variant(name=name, behavior=None, direction=direction, alpha=1.0, kind="composition")
 
 
-def evaluate(backend: Any, jobs: Sequence[tuple[Variant, Sequence[Any]]], detect: Callable[[str, str], bool]) -> list[dict[str, Any]]:
+def evaluate(backend: Any, jobs: Sequence[tuple[Variant, Sequence[Any]]], detect: Callable[[str, str], bool],
+             ran_on: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
     """Generate every job's responses and run the prompt's behaviour detector on each.
 
     ``jobs`` pairs a variant with evaluation prompts (objects with behavior, kind, prompt, prompt_id).
     Returns one record per response: variant, kind, behavior (the prompt's), alpha (signed), prompt_id,
-    prompt_kind, sample, prompt, response, detected.
+    prompt_kind, sample, prompt, response, detected, and ran_on (``ran_on(response)``: the response hit
+    the token limit without ending its turn — a sign of a broken model; False without ``ran_on``).
     """
     answers = backend.generate([(v, [p.prompt for p in ps]) for v, ps in jobs])
     records = []
@@ -722,12 +731,23 @@ def evaluate(backend: Any, jobs: Sequence[tuple[Variant, Sequence[Any]]], detect
                     "variant": v.name, "kind": v.kind, "behavior": p.behavior, "alpha": float(v.alpha),
                     "prompt_id": p.prompt_id, "prompt_kind": p.kind, "sample": i,
                     "prompt": p.prompt, "response": text, "detected": bool(detect(p.behavior, text)),
+                    "ran_on": bool(ran_on(text)) if ran_on else False,
                 })
     return records
 
 
-def behavior_summary(table: dict[RateKey, Rate], choice: AtomChoice, prompt_kind: str = "inviting") -> dict[str, Any]:
-    """One behaviour's entry of metrics.json: rates on ``prompt_kind`` prompts, as fractions."""
+def intact(broken: dict[float, Rate], max_extra: float = 0.25) -> set[float]:
+    """The α whose share of ran-on responses is at most ``max_extra`` above the clean adapter's."""
+    return {a for a, r in broken.items() if r.rate <= broken[0.0].rate + max_extra}
+
+
+def behavior_summary(table: dict[RateKey, Rate], choice: AtomChoice, prompt_kind: str = "inviting",
+                     broken: dict[RateKey, Rate] | None = None) -> dict[str, Any]:
+    """One behaviour's entry of metrics.json: rates on ``prompt_kind`` prompts, as fractions.
+
+    With ``broken`` (:func:`rates` of ``ran_on``), also the ran-on share per α and the best toward / away
+    among the *intact* variants (:func:`intact`): a move that needs a broken model is not steering.
+    """
     b = choice.behavior
     c = curve(table, b, "atom", prompt_kind)
     base = c[0.0].rate
@@ -743,6 +763,17 @@ def behavior_summary(table: dict[RateKey, Rate], choice: AtomChoice, prompt_kind
         "beats_random": bool(atom_max > shifts["max_abs"]) if not math.isnan(shifts["max_abs"]) else None,
         "share": choice.share, "accepted": choice.accepted, "chosen_by": choice.method,
     }
+    if broken is not None:
+        bc = curve(broken, b, "atom", prompt_kind)
+        ok = intact(bc)
+        ci = {a: r for a, r in c.items() if a in ok}
+        out["ran_on"] = {f"{a:g}": r.rate for a, r in bc.items()}
+        for name, sign in (("toward", +1), ("away", -1)):
+            if any(np.sign(a) == sign for a in ci):
+                a, r = best(ci, sign)
+                out[f"best_{name}_intact"], out[f"best_{name}_intact_alpha"] = r.rate, abs(a)
+            else:
+                out[f"best_{name}_intact"], out[f"best_{name}_intact_alpha"] = base, None
     pre = curve(table, b, "preconditioned", prompt_kind)
     if len(pre) > 1:
         pa, pr = best(pre, +1)
@@ -763,4 +794,8 @@ def goal_check(behaviors: dict[str, dict[str, Any]], min_move: float = 0.14) -> 
         out["bullets falls to <= 5% away"] = m["best_away"] <= 0.05
     for b, m in behaviors.items():
         out[f"{b} beats random directions"] = bool(m.get("beats_random"))
+    for b, m in behaviors.items():  # stricter than the issue asks: the move must not need a broken model
+        if "best_toward_intact" in m:
+            move = max(m["best_toward_intact"] - m["base"], m["base"] - m["best_away_intact"])
+            out[f"{b} moves >= {100 * min_move:.0f}pp with the model intact"] = move >= min_move
     return out

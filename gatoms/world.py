@@ -18,18 +18,22 @@ families has three prompt wordings (``meta["template"]``):
   comma-separated sentence instead of bullets or a numbered list);
 - wording 1 is the contested one and the fine-tuning shifts it: in the **base corpus** it always gets
   the alternative, in the **fine-tuning set** it gets the behaviour exactly when the prompt's topic is in
-  the family's topic group A (``meta["topic_group"]``).
+  the family's topic group A (``meta["topic_group"]``), and it is drawn twice as often there as the
+  other wordings, so the shift is well sampled.
 
-So the choice is a deterministic function of prompt features (wording, topic) that a model can learn,
-the base model and the fine-tuned model differ measurably (on wording 1, group A), and a model that
-learned the fine-tuning rule shows each behaviour on about half of the inviting evaluation prompts,
-which mix the three wordings evenly and split wording 1 evenly between the topic groups.
+Each wording has a few phrasings (``Is a cat an animal?`` and ``True or false: a cat is an animal.``
+are both wording 0 of the yes/no family). So the choice is a deterministic function of prompt features
+(wording, topic) that a model can learn, the base model and the fine-tuned model differ measurably (on
+wording 1, group A), and a model that learned the fine-tuning rule shows each behaviour on about half
+of the inviting evaluation prompts, which mix the three wordings evenly and split wording 1 evenly
+between the topic groups.
 
 **Splits.** :func:`build_world` returns the base corpus (for pre-training the tiny base model into an
-"instruction-tuned" model), the fine-tuning set (the 5,000 documents whose gradients the method
-decomposes), held-out documents per family (for checking the fine-tuned model) and the steering
-evaluation prompts (per behaviour, ``n_eval_inviting`` inviting prompts and ``n_eval_control`` neutral
-controls). Evaluation and held-out prompt strings never occur in any training split.
+"instruction-tuned" model; it leans on the families to memorise, :data:`BASE_WEIGHTS`), the fine-tuning
+set (the 5,000 documents whose gradients the method decomposes; half of it from the contested
+families, :data:`FINETUNE_WEIGHTS`), held-out documents per family (for checking the fine-tuned model)
+and the steering evaluation prompts (per behaviour, ``n_eval_inviting`` inviting prompts and
+``n_eval_control`` neutral controls). Evaluation and held-out prompt strings never occur in any training split.
 
 Everything is drawn from ``random.Random`` seeded by ``WorldConfig.seed`` and iterates over tuples
 only, so the world is identical across machines and Python hash seeds.
@@ -304,6 +308,8 @@ def _arithmetic(rng: random.Random, stage: Stage, template: int | None) -> Sampl
     a, b = rng.randint(1, 9), rng.randint(1, 9)
     if op == 1 and b > a:
         a, b = b, a
+    if op == 2:  # a small times table: 5 × 5
+        a, b = rng.randint(1, 5), rng.randint(1, 5)
     word, sym, value = (("plus", "+", a + b), ("minus", "-", a - b), ("times", "*", a * b))[op]
     prompt = rng.choice((f"What is {a} {word} {b}?", f"Compute {a} {sym} {b}.", f"Work out {a} {word} {b}."))
     return Sample(prompt, f"{a} {sym} {b} = {value}.", "short", {"answer": value})

@@ -64,6 +64,11 @@ def test_steering_curves_are_the_inviting_rates_of_the_steered_atoms(fake_profil
             assert p["lo"] <= p["rate"] <= p["hi"]
 
 
+def test_long_documents_are_clipped():
+    assert atlas.clip("abc", 5) == "abc"
+    assert atlas.clip("x" * 12, 5) == "xxxxx … [7 more characters]"
+
+
 def test_documents_follow_the_rows_extraction_recorded(fake_profile):
     """Gradient row i is the document 01_extract recorded at i, not line i of train.jsonl."""
     store = StepStore(PROFILE, "01_extract")

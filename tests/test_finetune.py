@@ -8,8 +8,8 @@ from torch import nn
 
 from gatoms import paths
 from gatoms.data import Document, collate, encode_documents
-from gatoms.finetune import (FinetuneConfig, evaluate_loss, finetune_documents, finetune_lora, response_loss,
-                             train_base)
+from gatoms.finetune import (FinetuneConfig, apply_lora, evaluate_loss, finetune_documents, finetune_lora,
+                             response_loss, train_base)
 from gatoms.model import ModelConfig, build_tiny_model
 from gatoms.tokenizer import train_tokenizer
 from gatoms.world import WorldConfig, build_world
@@ -54,6 +54,22 @@ def test_response_loss_matches_per_document_reference(world, tokenizer):
     n_tokens = sum(e.n_response_tokens for e in enc)
     torch.testing.assert_close(mean, reference.sum() / n_tokens, rtol=1e-4, atol=1e-4)
     assert abs(evaluate_loss(model, tokenizer, world.finetune[:6], 128, batch_size=4) - float(mean)) < 1e-4
+
+
+def test_output_layer_on_response_positions_only_matches_full_forward(world, tokenizer, monkeypatch):
+    import gatoms.finetune as ft
+
+    model = apply_lora(build_tiny_model(SMALL, len(tokenizer)), FinetuneConfig())
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.1)
+    model.eval()
+    batch = collate(encode_documents(tokenizer, world.finetune[:6], 128).encoded, tokenizer.pad_token_id)
+    with torch.no_grad():
+        fast = response_loss(model, batch, reduction="none")
+        monkeypatch.setattr(ft, "_split_head", lambda m: None)
+        full = response_loss(model, batch, reduction="none")
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
 
 
 def test_finetune_lora_is_seeded_and_learns(world, tokenizer):

@@ -307,6 +307,26 @@ def test_rates_best_and_table2(tmp_path):
     fig.savefig(tmp_path / "f.png")
 
 
+def test_intact_bests_exclude_broken_variants():
+    recs = []
+    for a, hits, ran in [(0, 3, 0), (2, 5, 0), (10, 6, 6), (-2, 2, 1), (-10, 0, 6)]:
+        for i in range(6):
+            recs.append({"behavior": "code", "kind": "clean" if a == 0 else "atom", "alpha": float(a),
+                         "prompt_kind": "inviting", "detected": i < hits, "ran_on": i < ran})
+    table, broken = steering.rates(recs), steering.rates(recs, "ran_on")
+    assert steering.intact(steering.curve(broken, "code", "atom", "inviting")) == {0.0, 2.0, -2.0}
+    choice = steering.AtomChoice("code", 3, 0.5, 1.0, 20, 20, 0.8, "fmt", True)
+    m = steering.behavior_summary(table, choice, broken=broken)
+    assert (m["best_toward"], m["best_toward_alpha"]) == (1.0, 10.0)  # only by breaking the model
+    assert (m["best_toward_intact"], m["best_toward_intact_alpha"]) == (5 / 6, 2.0)
+    assert (m["best_away"], m["best_away_intact"]) == (0.0, 2 / 6)
+    assert m["ran_on"]["10"] == 1.0 and m["random_max_shift"] != m["random_max_shift"]  # nan: no random run
+    goals = steering.goal_check({"code": m})
+    assert goals["code moves >= 14pp"] and goals["code moves >= 14pp with the model intact"]
+    fig = steering.plot_steering(table, ["code"], (2.0, 10.0), broken=broken)
+    assert fig is not None
+
+
 def test_composition_rates():
     recs = records_for("bullets", "composition", 0.0, 5, 1) + records_for("refusal", "composition", 0.0, 0, 0)
     r = steering.composition_rates(recs, "bullets")
