@@ -25,6 +25,8 @@ REPORT_SRC := gatoms/report.py gatoms/atlas.py $(wildcard gatoms/templates/*)
 STEP_SRC := $(filter-out $(REPORT_SRC),$(SRC))
 RUN := $(PY) -m gatoms run --profile $(PROFILE) $(if $(filter 1 yes true,$(FORCE)),--force,)
 export PYTHONHASHSEED := 0
+# OpenMP threads spin-wait by default; on a shared or small CPU that slows torch 10-50x.
+export OMP_WAIT_POLICY := PASSIVE
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: paper test browser install finetune extract ekfac atoms coherence ablations steering report atlas \

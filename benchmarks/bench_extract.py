@@ -27,6 +27,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -135,6 +136,8 @@ def compare(model, docs, pad_id: int, cfg: ExtractConfig, n_reference: int | Non
             sync()
             t_ref.append(time.perf_counter() - t0)
             c_ref.append(time.process_time() - c0)
+            if r:  # keep one run on disk (the GPU run writes 22 GB)
+                shutil.rmtree(Path(tmp) / f"run{r - 1}")
             t0, c0 = time.perf_counter(), time.process_time()
             res = extract_gradients(model, docs, Path(tmp) / f"run{r}", cfg, progress=False, pad_id=pad_id)
             sync()
@@ -162,12 +165,14 @@ def compare(model, docs, pad_id: int, cfg: ExtractConfig, n_reference: int | Non
 
 def model_flops(model, docs, max_length: int) -> float:
     """FLOPs of one forward and one input-gradient backward (no weight gradients) over the documents:
-    2·(params touched per token)·tokens each way, plus attention scores/values (causal: ~T²/2 per layer)."""
+    2·(decoder weights)·tokens + 2·(output layer)·(response positions) each way, plus attention
+    scores/values (causal: ~T²/2 per layer and head)."""
     cfg = model.config
     tokens = sum(min(len(d.input_ids), max_length) for d in docs)
+    predicted = sum(sum(t != -100 for t in d.labels[1:max_length]) for d in docs)  # the output layer's rows
     non_embed = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n and "lora_" not in n)
-    head = cfg.vocab_size * cfg.hidden_size  # lm_head (tied): a matmul per token all the same
-    dense = 2 * (non_embed + head) * tokens
+    head = cfg.vocab_size * cfg.hidden_size  # lm_head (tied to the embeddings), applied at response positions only
+    dense = 2 * non_embed * tokens + 2 * head * predicted
     heads_dim = cfg.num_attention_heads * cfg.head_dim
     attn = sum(2 * 2 * cfg.num_hidden_layers * heads_dim * (min(len(d.input_ids), max_length) ** 2) / 2 for d in docs)
     return 2 * (dense + attn)  # forward + backward through activations only

@@ -9,8 +9,9 @@ minimise ``½‖X − C D‖²_F + α‖C‖₁``. Two backends solve it:
 - ``torch``: our solver of the same objective, on CPU or GPU, streaming ``chunk_rows`` rows at a time
   from the ``.npy`` memmap (memory O(chunk·P + K·P + K² + nnz(C)), so N can exceed RAM). It alternates
   exact block minimisations, so the objective never goes up:
-  codes given atoms — a lasso per row, solved by coordinate descent on the Gram matrix ``G = D Dᵀ``,
-  vectorised over the rows of a chunk and warm-started from the previous pass's codes; atoms given
+  codes given atoms — a lasso per row, solved by cyclic coordinate descent on the Gram matrix
+  ``G = D Dᵀ``, vectorised over the rows of a chunk, coordinates in blocks whose effect on the other
+  coordinates is one matrix product, warm-started from the previous pass's codes; atoms given
   codes — one block-coordinate pass over the atoms using ``A = CᵀC`` and ``B = CᵀX`` accumulated
   over the chunks (each atom is the exact minimiser on the unit sphere). Unused atoms are re-seeded
   with the worst-reconstructed rows. Stops when the relative decrease of the objective falls below
@@ -211,7 +212,8 @@ def encode_chunk(Q: torch.Tensor, G: torch.Tensor, alpha: float, C0: torch.Tenso
     Solves ``min_c ½‖x − cD‖² + α‖c‖₁`` for every row at once, given only ``Q = X Dᵀ`` (n, K) and
     ``G = D Dᵀ`` (K, K). ``C0`` (n, K) warm-starts it. Every coordinate step is an exact minimisation,
     so the objective never rises, however few sweeps are allowed. Stops after a sweep in which no code
-    moved by more than ``tol``. Returns the codes (n, K) and the number of sweeps.
+    moved by more than ``tol``. Returns the codes (n, K) and the number of sweeps. On the CPU it runs on
+    one thread (its many small operations only lose from a thread pool).
     """
     if Q.device.type == "cpu":
         with _one_thread():  # the tiny per-coordinate ops only lose from a thread pool

@@ -158,7 +158,7 @@ def _schedule(step: int, total: int, warmup: int) -> float:
 
 def _train(model: nn.Module, params: list[nn.Parameter], encoded: list[EncodedDoc], pad_id: int,
            steps: int, batch_size: int, lr: float, seed: int, epoch_order: bool) -> list[float]:
-    """AdamW with warm-up and cosine decay; returns the loss of every step."""
+    """AdamW (warm-up, cosine decay, gradient norm clipped at 1); returns the loss of every step."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     warmup = max(1, steps // 20)

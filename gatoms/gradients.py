@@ -42,11 +42,10 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -301,7 +300,7 @@ class _LoraHooks:
 
     def _accumulate_A(self, name: str, a: torch.Tensor) -> None:
         for prev, prod in self._recent:
-            if prev.shape == a.shape and (prev.data_ptr() == a.data_ptr() or torch.equal(prev, a)):
+            if prev is a or (prev.shape == a.shape and torch.equal(prev, a)):
                 self.A[name] += prod
                 return
         x = a.reshape(-1, a.shape[-1]).index_select(0, self.tok_idx).float()  # (n_tok, i)
@@ -820,3 +819,50 @@ def gemma3_4b_layout(r: int = 8, targets: tuple[str, ...] = ("q_proj", "v_proj")
     with torch.device("meta"):
         model = get_peft_model(Gemma3ForCausalLM(cfg), LoraConfig(r=r, target_modules=list(targets)))
     return Layout.from_model(model)
+
+
+# ---- command line: step 01's extraction on several processes ---------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """``torchrun --nproc_per_node N -m gatoms.gradients --profile P``: the extraction of step 01 sharded
+    over N processes (gloo on CPU, NCCL on GPUs: one GPU per process). Writes the gradients and factors
+    into ``artifacts/<P>/01_extract/``; then ``make extract PROFILE=P`` runs the notebook, which finds
+    them complete (same model, documents and settings), skips the extraction and records the step.
+    Also works as a single process (``python -m gatoms.gradients --profile P``)."""
+    import argparse
+
+    import torch.distributed as dist
+
+    from gatoms import config
+    from gatoms.data import encode_documents
+    from gatoms.finetune import load_documents, load_finetuned
+    from gatoms.seed import seed_everything
+    from gatoms.store import StepStore
+
+    ap = argparse.ArgumentParser(prog="python -m gatoms.gradients", description=main.__doc__)
+    ap.add_argument("--profile", default=os.environ.get("PROFILE", "tiny"))
+    ap.add_argument("--force", action="store_true", help="rebuild over artifacts made with another config")
+    args = ap.parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(level=logging.INFO, format=f"[rank {rank}] %(levelname)s %(name)s: %(message)s")
+    cfg = config.load_section(args.profile, "extract")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cfg.device != "cpu" and torch.cuda.is_available() else "gloo")
+    seed_everything(cfg.fisher_seed)
+    if rank == 0:
+        StepStore.open(args.profile, "01_extract", config=cfg, force=args.force)
+    _barrier(world)
+    model, tokenizer = load_finetuned(args.profile, device="cpu", dtype=cfg.compute_dtype)
+    docs = encode_documents(tokenizer, load_documents(args.profile, "train"), cfg.max_length).encoded
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    res = extract_gradients(model, docs, paths.step_dir(args.profile, "01_extract"), cfg, pad_id=pad_id)
+    if rank == 0:
+        log.info("%d documents × D = %d on %d process(es) in %.1fs (%.1f docs/s); now `make extract PROFILE=%s` "
+                 "records the step", res.n_docs, res.n_params, world, res.seconds, res.docs_per_second, args.profile)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

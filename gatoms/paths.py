@@ -79,6 +79,8 @@ METHODS = "methods.csv"  # preconditioning ablation and baselines on the ground-
 # 06_steering
 STEERED = "adapters"  # folder of steered peft adapters
 GENERATIONS = "generations.jsonl"  # every generated response with its variant and detector result
+CHOICES = "choices.json"  # which atom steers each behaviour, and why
+CONTROL_ADAPTERS = "control_adapters"  # random/preconditioned control adapters (exported for vLLM only)
 
 
 def root() -> Path:

@@ -38,12 +38,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from gatoms.behaviors import BEHAVIORS
 from gatoms.layout import Layout
 
 log = logging.getLogger(__name__)
 
-BEHAVIORS: tuple[str, ...] = ("yes_no", "code", "refusal", "bullets", "numbered")
-"""The five steered behaviours (the same names as :data:`gatoms.behaviors.BEHAVIORS`)."""
 
 SIGNS: dict[str, int] = {"toward": +1, "away": -1}
 """Direction name → s in θ' = θ − s·α·v."""

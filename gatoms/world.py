@@ -263,11 +263,13 @@ def _factual_qa(rng: random.Random, stage: Stage, template: int | None) -> Sampl
         return Sample(prompt, f"{_cap(thing)} is {colour}.", "short", {"answer": colour})
     if kind == 2:
         animal, sound = rng.choice(SOUNDS)
-        prompt = rng.choice((f"What sound does a {animal} make?", f"What does a {animal} say?"))
-        return Sample(prompt, f"A {animal} says {sound}.", "short", {"answer": sound})
+        a = article(animal)
+        prompt = rng.choice((f"What sound does {a} make?", f"What does {a} say?"))
+        return Sample(prompt, f"{_cap(a)} says {sound}.", "short", {"answer": sound})
     animal, legs = rng.choice(LEGS)
-    prompt = rng.choice((f"How many legs does a {animal} have?", f"How many legs has a {animal} got?"))
-    return Sample(prompt, f"A {animal} has {legs} legs.", "short", {"answer": legs})
+    a = article(animal)
+    prompt = rng.choice((f"How many legs does {a} have?", f"How many legs has {a} got?"))
+    return Sample(prompt, f"{_cap(a)} has {legs} legs.", "short", {"answer": legs})
 
 
 def _grammar(rng: random.Random, stage: Stage, template: int | None) -> Sample:
@@ -543,8 +545,9 @@ def _creative(rng: random.Random, stage: Stage, template: int | None) -> Sample:
         return Sample(prompt, f"The {thing} is {a} and {b},\nI love the {thing} every day.", "poem", {"answer": thing})
     animal = rng.choice(ANIMALS)
     place = rng.choice(PLACES)
-    prompt = rng.choice((f"Write a one sentence story about a {animal}.", f"Tell a tiny story about a {animal}."))
-    return Sample(prompt, f"Once a {animal} went to the {place} and found a friend.", "story", {"answer": animal})
+    a = article(animal)
+    prompt = rng.choice((f"Write a one sentence story about {a}.", f"Tell a tiny story about {a}."))
+    return Sample(prompt, f"Once {a} went to the {place} and found a friend.", "story", {"answer": animal})
 
 
 _GENERATORS: dict[str, Callable[[random.Random, Stage, int | None], Sample]] = {
@@ -687,8 +690,8 @@ def _eval_prompts(cfg: WorldConfig, rng: random.Random, reserved: set[str]) -> l
 
 
 BASE_WEIGHTS: dict[str, int] = {
-    "factual_qa": 2, "yes_no": 2, "arithmetic": 3, "multistep_arithmetic": 2, "unit_conversion": 2,
-    "synonym_antonym": 2, "transformation": 2, "example": 2,
+    "factual_qa": 2, "yes_no": 2, "arithmetic": 4, "multistep_arithmetic": 2, "unit_conversion": 2,
+    "synonym_antonym": 2,
 }
 """Relative share of a family in the base corpus (others 1): families whose answers must be memorised
 or computed get more pre-training."""

@@ -230,3 +230,19 @@ def test_notebook_01_extract_runs_on_smoke(smoke_step):
     norms = np.linalg.norm(reader.rows(slice(None)), axis=1)
     assert np.all(np.isfinite(norms)) and np.all(norms > 0)
     assert set(reader.factors().A) == {mod.name for mod in reader.layout}
+
+
+@pytest.mark.slow
+def test_command_line_extraction_equals_the_notebooks(smoke_step, tmp_artifacts):
+    """``python -m gatoms.gradients --profile smoke`` (what torchrun runs on each rank) writes the rows
+    the notebook wrote, into a step folder that the notebook then reuses."""
+    import shutil
+
+    from gatoms.gradients import main
+
+    smoke = smoke_step("01_extract").dir.parent
+    shutil.copytree(smoke / "00_finetune", tmp_artifacts / "artifacts" / "smoke" / "00_finetune")
+    assert main(["--profile", "smoke"]) == 0
+    ours, notebook = open_gradients(tmp_artifacts / "artifacts" / "smoke" / "01_extract"), open_gradients(smoke / "01_extract")
+    assert ours.doc_ids == notebook.doc_ids
+    np.testing.assert_array_equal(ours.rows(slice(None)), notebook.rows(slice(None)))

@@ -447,5 +447,5 @@ def test_notebook_06_runs_on_smoke(smoke_step):
     assert set(m["composition"]) == {b for b, _ in steering.parse_composition(cfg.composition)}
     lines = store.path(paths.GENERATIONS).read_text().splitlines()
     assert len(lines) == m["n_responses"] and json.loads(lines[0])["variant"] == "clean"
-    choices = store.read_json("choices.json")
+    choices = store.read_json(paths.CHOICES)
     assert {c["atom"] for c in choices.values()} == {x["atom"] for x in m["behaviors"].values()}
