@@ -798,3 +798,23 @@ def goal_check(behaviors: dict[str, dict[str, Any]], min_move: float = 0.14) -> 
             move = max(m["best_toward_intact"] - m["base"], m["base"] - m["best_away_intact"])
             out[f"{b} moves >= {100 * min_move:.0f}pp with the model intact"] = move >= min_move
     return out
+
+
+def class_mean_atom(X: np.ndarray, mask: np.ndarray, chunk_rows: int = 4096) -> np.ndarray:
+    """The unit mean of the rows of X (N, P) where ``mask`` (N,) is true — a *supervised* stand-in atom.
+
+    Not part of the method: the diagnosis of a behaviour its atom does not move compares the atom with
+    the direction all of the behaviour's documents share (streamed over a memmap in chunks).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != (X.shape[0],) or not mask.any():
+        raise ValueError(f"mask must be (N,) = ({X.shape[0]},) with at least one true entry")
+    total = np.zeros(X.shape[1], dtype=np.float64)
+    for start in range(0, X.shape[0], chunk_rows):
+        m = mask[start:start + chunk_rows]
+        if m.any():
+            total += np.asarray(X[start:start + chunk_rows][m], dtype=np.float64).sum(0)
+    norm = np.linalg.norm(total)
+    if norm == 0:
+        raise ValueError("the selected rows sum to zero")
+    return (total / norm).astype(np.float32)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from gatoms import paths
-from gatoms.data import Document, collate, encode_documents
+from gatoms.data import Document, collate, encode_documents, read_jsonl
 from gatoms.finetune import (FinetuneConfig, apply_lora, evaluate_loss, finetune_documents, finetune_lora,
                              response_loss, train_base)
 from gatoms.model import ModelConfig, build_tiny_model
@@ -162,3 +162,37 @@ def test_notebook_00_on_smoke(smoke_step, smoke_tree, monkeypatch):
         loss = response_loss(model, collate(enc, tokenizer.pad_token_id))
     assert torch.isfinite(loss)
     assert isinstance(model.get_base_model(), nn.Module)
+
+
+@pytest.mark.slow
+def test_notebook_00_hub_path_with_user_jsonl(tmp_artifacts, tokenizer, world):
+    """Profile paper's code path — a model loaded by name/path and the user's JSONL — on a saved random Gemma-3."""
+    import papermill as pm
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from gatoms.data import write_jsonl
+    from gatoms.store import StepStore
+
+    model_dir = tmp_artifacts / "gemma3-random"
+    config = Gemma3TextConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, num_key_value_heads=1, head_dim=16, max_position_embeddings=128)
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    user_docs = [Document(f"u{k}", d.prompt, d.response) for k, d in enumerate(world.finetune[:40])]
+    write_jsonl(tmp_artifacts / "sft.jsonl", user_docs)
+    out = tmp_artifacts / "00.ipynb"
+    pm.execute_notebook(
+        str(paths.notebook("00_finetune")), str(out), cwd=str(paths.notebook("00_finetune").parent),
+        kernel_name="python3", progress_bar=False,
+        parameters={"profile": "smoke", "force": False,
+                    "world": {"n_base": 0, "n_finetune": 10, "n_heldout_per_family": 1, "n_eval_inviting": 3,
+                              "n_eval_control": 1},
+                    "model": {"name_or_path": str(model_dir), "device": "cpu"},
+                    "finetune": {"data": str(tmp_artifacts / "sft.jsonl"), "n_docs": 32, "max_new_tokens": 4}})
+    store = StepStore.read("smoke", "00_finetune")
+    m = store.metrics()
+    assert m["n_finetune_docs"] == 32 and m["n_task_families"] == 0 and m["base_train_final_loss"] is None
+    assert m["n_lora_modules"] == 8 and not store.exists(paths.BASE_MODEL)
+    assert store.config["model"]["name_or_path"] == str(model_dir)
+    assert [d.doc_id for d in read_jsonl(store.path(paths.TRAIN_DOCS))] == [f"u{k}" for k in range(32)]

@@ -327,6 +327,16 @@ def test_intact_bests_exclude_broken_variants():
     assert fig is not None
 
 
+def test_class_mean_atom_matches_numpy():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 7)).astype(np.float32)
+    mask = rng.random(50) < 0.3
+    ref = X[mask].mean(0) / np.linalg.norm(X[mask].mean(0))
+    np.testing.assert_allclose(steering.class_mean_atom(X, mask, chunk_rows=8), ref, rtol=1e-5)
+    with pytest.raises(ValueError, match="true entry"):
+        steering.class_mean_atom(X, np.zeros(50, bool))
+
+
 def test_composition_rates():
     recs = records_for("bullets", "composition", 0.0, 5, 1) + records_for("refusal", "composition", 0.0, 0, 0)
     r = steering.composition_rates(recs, "bullets")
