@@ -196,7 +196,7 @@ def plot_methods(rows: list[dict[str, Any]]):
     ax.set_xticks(x, [m[0] for m in metrics], fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("score (higher is better)")
-    ax.legend(fontsize=7, ncols=min(len(rows), 3), loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.legend(fontsize=7, ncols=min(len(rows), 5), loc="upper center", bbox_to_anchor=(0.5, -0.22))
     ax.set_title("Ground-truth discovery: preconditioning and baselines")
     fig.tight_layout()
     return fig
