@@ -131,8 +131,9 @@ def kmeans_decomposition(X: np.ndarray, n_clusters: int, seed: int = 0,
     is its cosine to its own centroid (floored at 1e-5 so every member counts as active).
 
     Runs on one thread: scikit-learn's k-means++ with 500 clusters took 162 s on 2 threads of a busy
-    2-core machine and 14 s on one (OpenMP workers spinning against other processes); one thread
-    costs at most the core count on an idle machine.
+    2-core machine and 14 s on one (OpenMP workers spin-waiting against other processes unless
+    OMP_WAIT_POLICY=PASSIVE, which the Makefile sets); one thread costs at most the core count on an
+    idle machine.
     """
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits

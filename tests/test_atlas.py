@@ -302,3 +302,17 @@ def test_smoke_atlas_in_headless_chromium(smoke_step, smoke_tree, monkeypatch):
         assert n >= len(steered) > 0
 
     open_in_browser(out, check)
+
+
+def test_committed_atlas_opens_in_headless_chromium():
+    """The atlas readers open (figures/tiny/atlas.html, committed): no console error, every atom listed."""
+    committed = Path(__file__).resolve().parents[1] / "figures" / "tiny" / "atlas.html"
+    if not committed.exists():
+        pytest.skip("figures/tiny/atlas.html has not been generated yet (`make paper`)")
+    payload = committed.read_text(encoding="utf-8").split('id="atlas-data">', 1)[1].split("</script>", 1)[0]
+    atoms = [a["atom"] for a in json.loads(payload)["atoms"]]
+
+    async def check(b: Browser):
+        assert sorted(await b.js(VISIBLE)) == sorted(atoms)
+
+    open_in_browser(committed, check)

@@ -175,3 +175,21 @@ def test_random_control_as_a_number_or_rise_and_fall():
     assert report._shift(0.05) == "5pp" and report._shift(None) == "—" and report._shift(float("nan")) == "—"
     assert report._shift({"max_rise": 0.1, "max_fall": 0.02, "max_abs": 0.1}) == "+10pp / −2pp"
     assert report._shift({"max_abs": 0.07}) == "7pp"
+
+
+def test_committed_report_is_generated_not_typed(monkeypatch):
+    """figures/tiny/RESULTS.md equals what the report generator writes from the local tiny artifacts
+    (checked where those artifacts exist and are not newer than the report)."""
+    from conftest import REPO
+
+    monkeypatch.setenv("GATOMS_ROOT", str(REPO))
+    monkeypatch.delenv("GATOMS_ARTIFACTS", raising=False)
+    monkeypatch.delenv("GATOMS_FIGURES", raising=False)
+    committed = REPO / "figures" / "tiny" / "RESULTS.md"
+    metrics = [paths.step_dir("tiny", s) / paths.METRICS for s in paths.STEPS]
+    if not committed.exists() or not all(m.exists() for m in metrics):
+        pytest.skip("no complete local run of the tiny profile to compare figures/tiny/RESULTS.md with")
+    if max(m.stat().st_mtime for m in metrics) > committed.stat().st_mtime:
+        pytest.skip("the tiny artifacts are newer than figures/tiny/RESULTS.md; `make report` refreshes it")
+    assert render(load_results("tiny")) == committed.read_text(encoding="utf-8"), (
+        "figures/tiny/RESULTS.md differs from what `make report` writes: it must be generated, never edited")

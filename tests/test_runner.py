@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -36,3 +37,26 @@ def test_host_info_describes_the_machine():
     h = host_info()
     assert h["cpus"] >= 1 and h["ram_gib"] > 0 and h["platform"]
     assert h["torch"].startswith("2.")
+
+
+FAKE_SMI = """#!/bin/sh
+case "$1" in
+  --query-compute-apps=*) printf '123, 500\\n456, 250\\n789, 1000\\nNo running processes found\\n' ;;
+  --query-gpu=*) printf 'NVIDIA H100 80GB HBM3\\nNVIDIA H100 80GB HBM3\\n' ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def test_gpu_memory_and_name_from_nvidia_smi(tmp_path, monkeypatch):
+    """On a GPU machine: the kernel's GPU memory is summed over its processes; the GPUs are named."""
+    from gatoms import runner
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(FAKE_SMI)
+    smi.chmod(0o755)
+    assert runner._gpu_mib({123, 456}, str(smi)) == 750.0
+    assert runner._gpu_mib({999}, str(smi)) == 0.0
+    assert runner._gpu_mib({123}, str(tmp_path / "missing")) is None
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert host_info()["gpu"] == "2 × NVIDIA H100 80GB HBM3"
