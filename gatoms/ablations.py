@@ -109,9 +109,11 @@ def sparsity_row(alpha: float, codes: sp.spmatrix, coherence: np.ndarray) -> dic
             "n_coh_gt_0_1": int((np.asarray(coherence) > 0.1).sum())}
 
 
-def method_row(method: str, codes: sp.spmatrix, coherence: np.ndarray, families: list[str | None],
-               seconds: float) -> dict[str, Any]:
-    """One row of the methods table: the ground-truth metrics plus the coherence counts."""
+def method_row(method: str, codes: sp.spmatrix, coherence: np.ndarray,
+               families: list[str | None]) -> dict[str, Any]:
+    """One row of the methods table: the ground-truth metrics plus the coherence counts.
+
+    Wall times are not table columns (tables must be identical across runs); they go to metrics.json."""
     from gatoms.discovery import discovery_metrics
 
     m = discovery_metrics(codes, coherence, families)
@@ -121,7 +123,7 @@ def method_row(method: str, codes: sp.spmatrix, coherence: np.ndarray, families:
             "nmi": round(m["nmi"], 4), "purity_top50": round(m["purity_top50"], 4),
             "mean_best_f1": round(m["mean_best_f1"], 4), "families_in_top50": m["families_in_top50"],
             "n_coh_gt_0_5": int((coherence > 0.5).sum()), "n_coh_gt_0_1": int((coherence > 0.1).sum()),
-            "median_docs_per_atom": float(np.median(counts)), "seconds": round(seconds, 2)}
+            "median_docs_per_atom": float(np.median(counts))}
 
 
 # ---- baselines --------------------------------------------------------------------------------------

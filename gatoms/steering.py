@@ -582,8 +582,13 @@ def best(curve_: dict[float, Rate], sign: int) -> tuple[float, Rate]:
     return items[0]
 
 
-def table2_rows(table: dict[RateKey, Rate], choices: dict[str, AtomChoice]) -> list[dict[str, Any]]:
-    """The Table 2 analogue: per behaviour and prompt set, base, best toward and best away with intervals."""
+def table2_rows(table: dict[RateKey, Rate], choices: dict[str, AtomChoice],
+                broken: dict[RateKey, Rate] | None = None) -> list[dict[str, Any]]:
+    """The Table 2 analogue: per behaviour and prompt set, base, best toward and best away with intervals.
+
+    With ``broken`` (:func:`rates` of ``ran_on``), each best cell also records the share of responses that
+    ran to the token limit at its α, and whether that variant broke the model (not :func:`intact`).
+    """
     rows = []
     for b, ch in choices.items():
         for pk in KINDS:
@@ -601,6 +606,11 @@ def table2_rows(table: dict[RateKey, Rate], choices: dict[str, AtomChoice]) -> l
                 "away": ra.rate, "away_lo": ra.ci[0], "away_hi": ra.ci[1],
                 "away_dpp": 100 * (ra.rate - base.rate), "away_alpha": abs(aa),
             })
+            if broken is not None:
+                bc = curve(broken, b, "atom", pk)
+                ok = intact(bc)
+                rows[-1].update({"toward_ran_on": bc[at].rate, "toward_broken": at not in ok,
+                                 "away_ran_on": bc[aa].rate, "away_broken": aa not in ok})
     return rows
 
 
@@ -616,7 +626,8 @@ def write_table(rows: list[dict[str, Any]], csv_path: Path, md_path: Path) -> No
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
     def pct(r, key):
-        return f"{100 * r[key]:.0f}% [{100 * r[key + '_lo']:.0f}, {100 * r[key + '_hi']:.0f}]"
+        mark = " †" if r.get(key + "_broken") else ""
+        return f"{100 * r[key]:.0f}% [{100 * r[key + '_lo']:.0f}, {100 * r[key + '_hi']:.0f}]{mark}"
 
     lines = [
         "| Behaviour | Prompts | Atom | Coh. | n | Base | Best toward | Δpp | α | Best away | Δpp | α |",
@@ -628,6 +639,9 @@ def write_table(rows: list[dict[str, Any]], csv_path: Path, md_path: Path) -> No
             f"| {pct(r, 'toward')} | {r['toward_dpp']:+.0f} | {r['toward_alpha']:g} "
             f"| {pct(r, 'away')} | {r['away_dpp']:+.0f} | {r['away_alpha']:g} |"
         )
+    if any(r.get("toward_broken") or r.get("away_broken") for r in rows):
+        lines += ["", "† at that α the model is breaking: more than 25 points more of its responses run to the "
+                      "token limit without ending their turn than the clean adapter's."]
     md_path.write_text("\n".join(lines) + "\n")
 
 

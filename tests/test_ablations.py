@@ -18,7 +18,7 @@ def test_kmeans_finds_well_separated_families():
     cent, codes = kmeans_decomposition(p.X, 4, seed=0, n_init=3)
     assert cent.shape == (4, 24) and codes.shape == (200, 4)
     assert (codes.getnnz(axis=1) == 1).all() and (codes.data > 0).all()  # one positive code per doc
-    row = method_row("kmeans", codes, score_coherence(p.grads, codes), p.families, 0.0)
+    row = method_row("kmeans", codes, score_coherence(p.grads, codes), p.families)
     assert row["families_recovered"] == 4 and row["nmi"] == pytest.approx(1.0) and row["purity_top50"] == 1.0
 
 

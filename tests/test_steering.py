@@ -325,6 +325,9 @@ def test_intact_bests_exclude_broken_variants():
     assert goals["code moves >= 14pp"] and goals["code moves >= 14pp with the model intact"]
     fig = steering.plot_steering(table, ["code"], (2.0, 10.0), broken=broken)
     assert fig is not None
+    (row,) = [r for r in steering.table2_rows(table, {"code": choice}, broken) if r["prompts"] == "inviting"]
+    assert row["toward_alpha"] == 10.0 and row["toward_broken"] and row["toward_ran_on"] == 1.0
+    assert row["away_broken"] and row["away_alpha"] == 10.0
 
 
 def test_class_mean_atom_matches_numpy():
