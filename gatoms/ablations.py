@@ -11,6 +11,10 @@
   as atoms; each document keeps only its ``pca_nonzeros`` largest |scores|, so that "active documents"
   means something for a dense method).
 
+- Dictionary size: the α of the atoms section with each ``n_atoms`` of ``atom_counts`` — the ground-truth
+  metrics depend strongly on it (with many atoms a family splits into several pure sub-atoms, the
+  paper's "multiple granularities", and no single atom recalls the whole family).
+
 Every method is scored with the same coherence (raw gradients) and ground-truth metrics
 (:mod:`gatoms.discovery`).
 """
@@ -58,6 +62,8 @@ class AblationsConfig:
     """k-means clusters and PCA components (None = atoms.n_atoms)."""
     pca_nonzeros: int | None = None
     """PCA: scores kept per document (None = the dictionary's mean active atoms per document, rounded up)."""
+    atom_counts: tuple[int, ...] = ()
+    """Dictionary sizes of the size sweep (same α and backend as the other fits); empty = no sweep."""
     kmeans_n_init: int = 1
     """k-means restarts (scikit-learn KMeans n_init)."""
     seed: int = 0
@@ -77,10 +83,13 @@ class AblationsConfig:
             v = getattr(self, name)
             if v is not None and int(v) < 1:
                 raise ValueError(f"ablations.{name} must be a positive integer or null (default), got {v!r}")
+        self.atom_counts = tuple(int(k) for k in self.atom_counts)
+        if any(k < 1 for k in self.atom_counts):
+            raise ValueError(f"ablations.atom_counts must be positive integers, got {self.atom_counts}")
         if self.kmeans_n_init < 1:
             raise ValueError(f"ablations.kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
 
-    def atoms_config(self, atoms_cfg: Any, alpha: float | None = None) -> Any:
+    def atoms_config(self, atoms_cfg: Any, alpha: float | None = None, n_atoms: int | None = None) -> Any:
         """The dictionary settings of the ablation fits: the atoms section's with this section's
         backend/max_iter overrides (and ``alpha``)."""
         import dataclasses
@@ -96,6 +105,8 @@ class AblationsConfig:
             changes["max_iter"] = self.max_iter
         if alpha is not None:
             changes["alpha"] = float(alpha)
+        if n_atoms is not None:
+            changes["n_atoms"] = int(n_atoms)
         return dataclasses.replace(atoms_cfg, **changes)
 
 
@@ -124,6 +135,12 @@ def method_row(method: str, codes: sp.spmatrix, coherence: np.ndarray,
             "mean_best_f1": round(m["mean_best_f1"], 4), "families_in_top50": m["families_in_top50"],
             "n_coh_gt_0_5": int((coherence > 0.5).sum()), "n_coh_gt_0_1": int((coherence > 0.1).sum()),
             "median_docs_per_atom": float(np.median(counts))}
+
+
+def size_row(n_atoms: int, codes: sp.spmatrix, coherence: np.ndarray, families: list[str | None]) -> dict[str, Any]:
+    """One row of the dictionary-size table: the ground-truth metrics at ``n_atoms`` atoms."""
+    row = method_row("ekfac", codes, coherence, families)
+    return {"n_atoms": int(n_atoms), **{k: v for k, v in row.items() if k not in ("method", "label")}}
 
 
 # ---- baselines --------------------------------------------------------------------------------------
