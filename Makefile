@@ -27,6 +27,8 @@ RUN := $(PY) -m gatoms run --profile $(PROFILE) $(if $(filter 1 yes true,$(FORCE
 export PYTHONHASHSEED := 0
 # OpenMP threads spin-wait by default; on a shared or small CPU that slows torch 10-50x.
 export OMP_WAIT_POLICY := PASSIVE
+# Reproducible PDFs (matplotlib stamps CreationDate otherwise).
+export SOURCE_DATE_EPOCH := 0
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: paper test browser install finetune extract ekfac atoms coherence ablations steering report atlas \
