@@ -83,7 +83,7 @@ def greedy_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[str], ma
     quarter of the batch has stopped), so a batch costs the sum of its response lengths instead of
     batch × its longest response. ``tests/test_backends.py`` checks the outputs are identical.
     """
-    from gatoms.data import format_prompt
+    from gatoms.generate import encode_prompts, left_padded
     from gatoms.tokenizer import stop_ids
 
     was_training = model.training
@@ -91,17 +91,11 @@ def greedy_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[str], ma
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     stops = torch.tensor(stop_ids(tokenizer), device=device)
-    encoded = [tokenizer(format_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    encoded, order = encode_prompts(tokenizer, prompts)
     out: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):  # left padding
-            ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
-            mask[r, width - len(encoded[i]):] = 1
+        ids, mask = left_padded(encoded, rows, pad_id)
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T) positions that ignore the left padding
         res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)

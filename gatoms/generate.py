@@ -46,19 +46,11 @@ def generate(
     stops = stop_ids(tokenizer)
     if do_sample:
         torch.manual_seed(seed)
-    # Sort by length so batches pad little; restore the order at the end.
-    texts = [format_prompt(tokenizer, p) for p in prompts]
-    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    encoded, order = encode_prompts(tokenizer, prompts)
     out: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        width = max(len(encoded[i]) for i in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for r, i in enumerate(rows):  # left padding
-            ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
-            mask[r, width - len(encoded[i]):] = 1
+        ids, mask = left_padded(encoded, rows, pad_id)
         kwargs = {"do_sample": do_sample}
         if do_sample:
             kwargs.update(temperature=temperature, top_k=0, top_p=1.0)
@@ -71,9 +63,9 @@ def generate(
             eos_token_id=stops,
             pad_token_id=pad_id,
             **kwargs,
-        )  # (B, width + new)
+        )  # (B, T + new)
         for r, i in enumerate(rows):
-            new = gen[r, width:].tolist()
+            new = gen[r, ids.shape[1]:].tolist()
             for k, t in enumerate(new):
                 if t in stops:
                     new = new[:k]
@@ -81,3 +73,21 @@ def generate(
             out[i] = tokenizer.decode(new, skip_special_tokens=True)
     model.train(was_training)
     return out
+
+
+def encode_prompts(tokenizer, prompts: list[str]) -> tuple[list[list[int]], list[int]]:
+    """Chat-formatted token ids of each prompt, and the prompt order sorted by length (so batches pad
+    little; callers restore the original order)."""
+    encoded = [tokenizer(format_prompt(tokenizer, p), add_special_tokens=False)["input_ids"] for p in prompts]
+    return encoded, sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+
+
+def left_padded(encoded: list[list[int]], rows: list[int], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prompts ``rows`` of ``encoded`` left-padded to the longest: ids and attention mask, (B, T) each."""
+    width = max(len(encoded[i]) for i in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, i in enumerate(rows):
+        ids[r, width - len(encoded[i]):] = torch.tensor(encoded[i])
+        mask[r, width - len(encoded[i]):] = 1
+    return ids, mask

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gatoms import paths
+from gatoms.steering import PAPER_TABLE2  # the paper's Table 2, spelled once
 from gatoms.store import StepStore, read_json, write_text
 
 log = logging.getLogger(__name__)
@@ -65,14 +66,6 @@ PAPER_TABLE1: dict[float, dict[str, Any]] = {
 """Table 1 (effect of α). The extracted row for α = 0.01 reads "0.01 | 3 |": the 3 is taken as the
 count with coherence > 0.5 (the median, described as "too dense", can't be 3)."""
 
-PAPER_TABLE2: dict[str, dict[str, Any]] = {
-    "yes_no": {"atom": 415, "coherence": 0.647, "base": 0.39, "best_toward": 0.51, "best_away": 0.00},
-    "code": {"atom": 64, "coherence": 0.201, "base": 0.42, "best_toward": 0.58, "best_away": 0.28},
-    "refusal": {"atom": 161, "coherence": 0.111, "base": 0.50, "best_toward": 0.55, "best_away": 0.00},
-    "bullets": {"atom": 469, "coherence": 0.103, "base": 0.33, "best_toward": 0.94, "best_away": 0.00},
-    "numbered": {"atom": 299, "coherence": 0.103, "base": 0.58, "best_toward": 0.59, "best_away": 0.08},
-}
-"""Table 2: rates over all 100 prompts per behaviour (60 inviting + 40 controls), α ∈ {0.5, 1, 2, 5, 10}."""
 
 PAPER_TABLE3: dict[str, dict[str, Any]] = {
     "01_extract": {"task": "Gradient extraction", "resources": "A100 40GB", "time": "170 s"},
