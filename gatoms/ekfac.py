@@ -44,6 +44,7 @@ import torch
 
 from gatoms.gradients import Factors, GradientReader
 from gatoms.layout import Layout
+from gatoms.store import require_final, save_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +157,6 @@ class Eigenbasis:
     def save(self, path: Path) -> None:
         """safetensors: <module>.Q_A/.Q_S/.lam_A/.lam_S/.Lambda (float64) and .topk (int64, for the
         recorded settings); metadata: layout and settings as JSON."""
-        import os
-
-        from safetensors.torch import save_file
-
         tensors = {}
         top = self.topk() if (self.settings.eigen_mode == "kfac" or self.ekfac is not None) else {}
         for m in self.layout:
@@ -170,18 +167,13 @@ class Eigenbasis:
             if n in top:
                 tensors[f"{n}.topk"] = top[n]
         meta = {"layout": json.dumps(self.layout.to_json()), "settings": json.dumps(dataclasses.asdict(self.settings))}
-        path = Path(path)
-        tmp = path.with_name(path.name + ".part")
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=meta)
-        os.replace(tmp, path)
+        save_safetensors(path, tensors, metadata=meta)
 
     @classmethod
     def load(cls, path: Path) -> Eigenbasis:
         from safetensors import safe_open
 
-        path = Path(path)
-        if path.name.endswith(".part"):
-            raise ValueError(f"refusing to read an incomplete file {path}")
+        path = require_final(path)
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
             layout = Layout.from_json(json.loads(meta["layout"]))

@@ -56,6 +56,7 @@ from torch import nn
 from gatoms import paths
 from gatoms.data import EncodedDoc
 from gatoms.layout import Layout
+from gatoms.store import require_final, save_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -140,22 +141,16 @@ class Factors:
     """``empirical`` (dataset labels) or ``true`` (labels sampled from the model)."""
 
     def save(self, path: Path) -> None:
-        from safetensors.torch import save_file
 
         tensors = {f"A.{k}": v.float().contiguous() for k, v in self.A.items()}
         tensors |= {f"S.{k}": v.float().contiguous() for k, v in self.S.items()}
-        path = Path(path)
-        tmp = path.with_name(path.name + ".part")
-        save_file(tensors, str(tmp), metadata={"n_tokens": str(self.n_tokens), "fisher": self.fisher})
-        os.replace(tmp, path)
+        save_safetensors(path, tensors, metadata={"n_tokens": str(self.n_tokens), "fisher": self.fisher})
 
     @classmethod
     def load(cls, path: Path) -> Factors:
         from safetensors import safe_open
 
-        path = Path(path)
-        if path.name.endswith(".part"):
-            raise ValueError(f"refusing to read an incomplete file {path}")
+        path = require_final(path)
         A, S = {}, {}
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
@@ -455,13 +450,10 @@ def _checkpoint_path(out_dir: Path, rank: int) -> Path:
 
 
 def _save_checkpoint(path: Path, hooks: _LoraHooks, meta: dict) -> None:
-    from safetensors.torch import save_file
 
     tensors = {f"A.{k}": v.cpu() for k, v in hooks.A.items()} | {f"S.{k}": v.cpu() for k, v in hooks.S.items()}
     tensors["n_tokens"] = torch.tensor([hooks.n_tokens], dtype=torch.int64)
-    tmp = path.with_name(path.name + ".part")
-    save_file(tensors, str(tmp), metadata={k: str(v) for k, v in meta.items()})
-    os.replace(tmp, path)
+    save_safetensors(path, tensors, metadata={k: str(v) for k, v in meta.items()})
 
 
 def _load_checkpoint(path: Path, hooks: _LoraHooks, fingerprint: str, world: int) -> tuple[int, int] | None:

@@ -529,7 +529,7 @@ def section_table4(res: Results, top: int = 10) -> str:
     else:
         return text + not_run(res, "04_coherence")
     text += md_table(["Rank", "Atom", "Coherence", "Active docs", "Description"], rows, "rrrrl")
-    text += f"\n\nEvery atom, with its top documents: [the atom atlas](atlas.html) (open it from disk)."
+    text += "\n\nEvery atom, with its top documents: [the atom atlas](atlas.html) (open it from disk)."
     return text
 
 

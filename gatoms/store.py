@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 PART = ".part"
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(RuntimeError, ValueError):
     """A missing, incomplete or mismatched artifact; the message says which make target fixes it."""
 
 
@@ -90,6 +90,26 @@ def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + PART)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def save_safetensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
+    """Write tensors to a safetensors file atomically (``.part`` then rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + PART)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    os.replace(tmp, path)
+    return path
+
+
+def require_final(path: Path) -> Path:
+    """``path`` itself, refusing a ``.part`` (an incomplete file is never read)."""
+    path = Path(path)
+    if path.name.endswith(PART):
+        raise ArtifactError(f"refusing to read an incomplete file {path}")
+    return path
 
 
 def read_json(path: Path) -> Any:
@@ -236,11 +256,7 @@ class StepStore:
         return np.load(self._existing(name), mmap_mode="r" if mmap else None)
 
     def save_tensors(self, name: str, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> Path:
-        from safetensors.torch import save_file
-
-        with self.atomic(name) as tmp:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        return self.path(name)
+        return save_safetensors(self.path(name), tensors, metadata)
 
     def load_tensors(self, name: str) -> dict[str, Any]:
         from safetensors.torch import load_file

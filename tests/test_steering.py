@@ -6,7 +6,6 @@ Integration tests build a tiny random Gemma-3 with a LoRA adapter in code (no do
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -18,7 +17,6 @@ from gatoms.steering import (
     AtomRow,
     Rate,
     SteeringConfig,
-    Variant,
     apply_weights,
     choose_atoms,
     export_adapter,
