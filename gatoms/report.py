@@ -20,6 +20,8 @@ import csv
 import logging
 import math
 import sys
+import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +132,14 @@ class Results:
 
     def ran(self, step: str) -> bool:
         return self.metrics.get(step) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything :func:`render` reads, as JSON data (``figures/<profile>/results.json``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Results:
+        return cls(**data)
 
 
 def load_results(profile: str) -> Results:
@@ -623,10 +633,26 @@ def render(res: Results, top: int = 10) -> str:
     return "\n\n".join(parts).rstrip() + "\n"
 
 
+def snapshot_file(profile: str) -> Path:
+    """``figures/<profile>/results.json``: the inputs the report was rendered from (committed with it)."""
+    return paths.figures(profile) / "results.json"
+
+
+def render_snapshot(profile: str, top: int = 10) -> str:
+    """The report rendered from the committed snapshot alone (no artifacts needed): a committed
+    ``RESULTS.md`` must equal this, which proves it was generated, not typed."""
+    path = snapshot_file(profile)
+    if not path.exists():
+        raise FileNotFoundError(f"no {path}; `make report PROFILE={profile}` writes it beside RESULTS.md")
+    return render(Results.from_json(read_json(path)), top)
+
+
 def write_report(profile: str, top: int = 10) -> Path:
-    """Write ``figures/<profile>/RESULTS.md`` from the profile's artifacts; returns its path."""
+    """Write ``figures/<profile>/RESULTS.md`` from the profile's artifacts, and beside it the snapshot of
+    what it was rendered from (``results.json``); returns the report's path."""
     res = load_results(profile)
     out = paths.report_file(profile)
+    write_text(snapshot_file(profile), json.dumps(res.to_json(), indent=1, default=str) + "\n")
     write_text(out, render(res, top))
     log.info("wrote %s (%d of %d steps complete)", out, sum(map(res.ran, paths.STEPS)), len(paths.STEPS))
     return out

@@ -178,18 +178,35 @@ def test_random_control_as_a_number_or_rise_and_fall():
 
 
 def test_committed_report_is_generated_not_typed(monkeypatch):
-    """figures/tiny/RESULTS.md equals what the report generator writes from the local tiny artifacts
-    (checked where those artifacts exist and are not newer than the report)."""
+    """figures/tiny/RESULTS.md equals what the report generator renders from the committed snapshot of its
+    inputs (figures/tiny/results.json, written by `make report` beside it): edit either by hand and this fails."""
     from conftest import REPO
 
     monkeypatch.setenv("GATOMS_ROOT", str(REPO))
-    monkeypatch.delenv("GATOMS_ARTIFACTS", raising=False)
     monkeypatch.delenv("GATOMS_FIGURES", raising=False)
     committed = REPO / "figures" / "tiny" / "RESULTS.md"
-    metrics = [paths.step_dir("tiny", s) / paths.METRICS for s in paths.STEPS]
-    if not committed.exists() or not all(m.exists() for m in metrics):
-        pytest.skip("no complete local run of the tiny profile to compare figures/tiny/RESULTS.md with")
-    if max(m.stat().st_mtime for m in metrics) > committed.stat().st_mtime:
-        pytest.skip("the tiny artifacts are newer than figures/tiny/RESULTS.md; `make report` refreshes it")
-    assert render(load_results("tiny")) == committed.read_text(encoding="utf-8"), (
-        "figures/tiny/RESULTS.md differs from what `make report` writes: it must be generated, never edited")
+    assert report.snapshot_file("tiny").exists(), "figures/tiny/results.json must be committed with RESULTS.md"
+    assert report.render_snapshot("tiny") == committed.read_text(encoding="utf-8"), (
+        "figures/tiny/RESULTS.md differs from what `make report` renders from figures/tiny/results.json: "
+        "it must be generated, never edited")
+
+
+@pytest.mark.slow
+def test_snapshot_renders_the_same_report_as_the_artifacts(smoke_step, smoke_tree, monkeypatch):
+    """On the smoke run: the report written from the artifacts equals the one rendered from its snapshot,
+    and a changed number in the snapshot changes the report (the check above can fail)."""
+    import json
+
+    smoke_step("06_steering")
+    from conftest import REPO
+
+    monkeypatch.setenv("GATOMS_ROOT", str(REPO))
+    monkeypatch.setenv("GATOMS_ARTIFACTS", str(smoke_tree / "artifacts"))
+    monkeypatch.setenv("GATOMS_FIGURES", str(smoke_tree / "figures"))
+    out = report.write_report("smoke")
+    assert report.render_snapshot("smoke") == out.read_text(encoding="utf-8")
+    snap = report.snapshot_file("smoke")
+    data = json.loads(snap.read_text())
+    data["metrics"]["03_atoms"]["n_atoms"] += 1
+    snap.write_text(json.dumps(data))
+    assert report.render_snapshot("smoke") != out.read_text(encoding="utf-8")

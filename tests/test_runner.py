@@ -11,11 +11,33 @@ from gatoms.runner import PeakMemory, children_maxrss_mib, host_info
 ALLOC = "import time; x = b'\\x01' * ({mib} * 2**20); time.sleep({sleep})"
 
 
-def test_sampled_peak_sees_a_child_allocation():
+def test_sampled_peak_sees_a_child_allocation(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no nvidia-smi: no GPU reading at all
     with PeakMemory(interval=0.05) as peak:
         subprocess.run([sys.executable, "-c", ALLOC.format(mib=300, sleep=1.0)], check=True)
     assert 300 <= peak.rss_mib < 1000
-    assert peak.gpu_mib is None or peak.gpu_mib >= 0
+    assert peak.gpu_mib is None
+
+
+GPU_SMI = """#!/bin/sh
+# reports 321 MiB for the pid the child wrote to its file, 999 MiB for a process that is not ours
+case "$1" in
+  --query-compute-apps=*) [ -s {pidfile} ] && printf '%s, 321\\n1, 999\\n' "$(cat {pidfile})" ;;
+  *) exit 1 ;;
+esac
+"""
+
+
+def test_sampled_gpu_peak_counts_only_the_kernels_processes(tmp_path, monkeypatch):
+    pidfile = tmp_path / "child.pid"
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(GPU_SMI.format(pidfile=pidfile))
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    child = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(1.0)"
+    with PeakMemory(interval=0.05, gpu_interval=0.05) as peak:
+        subprocess.run([sys.executable, "-c", child], check=True)
+    assert peak.gpu_mib == 321.0
 
 
 def test_getrusage_peak_of_a_fresh_process_is_its_childs():
@@ -30,7 +52,6 @@ def test_getrusage_peak_of_a_fresh_process_is_its_childs():
     before, after = map(float, out.split())
     assert before == 0.0
     assert 250 <= after < 800
-    assert children_maxrss_mib() >= 0
 
 
 def test_host_info_describes_the_machine():

@@ -321,8 +321,13 @@ def test_intact_bests_exclude_broken_variants():
     assert m["ran_on"]["10"] == 1.0 and m["random_max_shift"] != m["random_max_shift"]  # nan: no random run
     goals = steering.goal_check({"code": m})
     assert goals["code moves >= 14pp"] and goals["code moves >= 14pp with the model intact"]
-    fig = steering.plot_steering(table, ["code"], (2.0, 10.0), broken=broken)
-    assert fig is not None
+    fig = steering.plot_steering(table, ["code"], (2.0, 10.0), prompt_kinds=("inviting",), broken=broken)
+    (ax,) = fig.axes
+    (line,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]  # the atom's inviting-prompt curve
+    assert list(line.get_ydata()) == pytest.approx([0 / 6, 2 / 6, 3 / 6, 5 / 6, 6 / 6])  # α = -10 … 10
+    (ran_on,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert list(ran_on.get_ydata()) == pytest.approx([1.0, 1 / 6, 0.0, 0.0, 1.0])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-10", "-2", "0", "2", "10"]
     (row,) = [r for r in steering.table2_rows(table, {"code": choice}, broken) if r["prompts"] == "inviting"]
     assert row["toward_alpha"] == 10.0 and row["toward_broken"] and row["toward_ran_on"] == 1.0
     assert row["away_broken"] and row["away_alpha"] == 10.0

@@ -63,9 +63,11 @@ def test_metrics_json_marks_completion(root):
     store = StepStore.open(P, "00_finetune", config={}, root=root)
     with pytest.raises(ArtifactError, match="missing or incomplete"):
         StepStore.read(P, "00_finetune", root=root)
+    store._t0 -= 12.5  # the step has been open for 12.5 s (plus the few µs since)
     metrics = store.write_metrics({"loss": 0.5})
-    assert metrics["loss"] == 0.5 and metrics["seconds"] >= 0
+    assert metrics["loss"] == 0.5 and 12.5 <= metrics["seconds"] < 13.5
     assert StepStore.read(P, "00_finetune", root=root).metrics() == metrics
+    assert store.write_metrics({"seconds": 3.0})["seconds"] == 3.0  # a step's own timing wins
     # re-opening (a re-run) removes the mark until the step finishes again
     StepStore.open(P, "00_finetune", config={}, root=root)
     with pytest.raises(ArtifactError):
