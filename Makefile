@@ -83,7 +83,7 @@ STEP_METRICS := $(foreach s,00_finetune 01_extract 02_ekfac 03_atoms 04_coherenc
 figures/$(PROFILE)/RESULTS.md: $(STEP_METRICS) $(REPORT_SRC)
 	$(PY) -m gatoms.report --profile $(PROFILE)
 figures/$(PROFILE)/atlas.html: $(STEP_METRICS) $(REPORT_SRC)
-	$(PY) -m gatoms.atlas --profile $(PROFILE)
+	$(PY) -m gatoms.report.atlas --profile $(PROFILE)
 
 report: figures/$(PROFILE)/RESULTS.md
 atlas: figures/$(PROFILE)/atlas.html

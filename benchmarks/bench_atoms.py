@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from gatoms import paths
-from gatoms.atoms import AtomsConfig, learn_dictionary
+from gatoms.build import paths
+from gatoms.method.atoms import AtomsConfig, learn_dictionary
 
 
 def planted_x(n: int = 5000, p: int = 800, families: int = 20, seed: int = 0) -> np.ndarray:

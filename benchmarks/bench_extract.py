@@ -6,8 +6,8 @@
 
 CPU: in one process, on the same documents and model — the tiny profile's fine-tuned model and its
 documents when ``artifacts/tiny/00_finetune`` exists, else a random model of the tiny profile's shape
-with documents at the world's length distribution — time :func:`gatoms.gradients.reference_gradients`
-(one document, one ``backward()``) and :func:`gatoms.gradients.extract_gradients` (hooks, batches of
+with documents at the world's length distribution — time :func:`gatoms.method.gradients.reference_gradients`
+(one document, one ``backward()``) and :func:`gatoms.method.gradients.extract_gradients` (hooks, batches of
 similar length), check they agree, print docs/s of each and the ratio.
 
 GPU: a randomly initialised model with the full Gemma-3 4B text configuration, LoRA r=8 on q_proj and
@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gatoms import config, paths
-from gatoms.data import EncodedDoc
-from gatoms.gradients import ExtractConfig, extract_gradients, open_gradients, reference_gradients
+from gatoms.build import config, paths
+from gatoms.lm.encoding import EncodedDoc
+from gatoms.method.gradients import ExtractConfig, extract_gradients, open_gradients, reference_gradients
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}
 """Dense bf16 tensor-core peak (TFLOP/s) by GPU name fragment (SXM parts)."""
@@ -102,15 +102,15 @@ def tiny_setup(n_docs: int):
     """The tiny profile's fine-tuned model and documents, or a random model of its shape."""
     step = paths.step_dir("tiny", "00_finetune")
     if (step / paths.METRICS).exists():
-        from gatoms.data import encode_documents
-        from gatoms.finetune import load_documents, load_finetuned
+        from gatoms.lm.encoding import encode_documents
+        from gatoms.lm.sources import load_documents, load_finetuned
 
         model, tok = load_finetuned("tiny", device="cpu", dtype="float32")
         docs = load_documents("tiny")[:n_docs]
         cfg = config.load_section("tiny", "extract")
         enc = encode_documents(tok, docs, cfg.max_length).encoded
         return model, enc, tok.pad_token_id or 0, "tiny profile's fine-tuned model and documents"
-    from gatoms.model import tiny_gemma3_config
+    from gatoms.lm.model import tiny_gemma3_config
 
     mcfg = config.load_section("tiny", "model")
     model = random_lora_model(tiny_gemma3_config(mcfg, mcfg.vocab_size))
@@ -193,6 +193,8 @@ def run_cpu(args) -> dict:
 def run_gpu(args) -> dict | None:
     from transformers import Gemma3TextConfig
 
+    from gatoms.lm.model import gemma3_4b_text_config
+
     if args.dry_run:
         device, dtype = "cpu", torch.float32
         text_cfg = Gemma3TextConfig(vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -204,8 +206,7 @@ def run_gpu(args) -> dict | None:
             print("[bench] --gpu skipped: no CUDA device on this machine", file=sys.stderr)
             return None
         device, dtype = "cuda", torch.bfloat16
-        text_cfg = Gemma3TextConfig(vocab_size=262_208, hidden_size=2560, intermediate_size=10240, num_hidden_layers=34,
-                                    num_attention_heads=8, num_key_value_heads=4, head_dim=256, sliding_window=1024)
+        text_cfg = gemma3_4b_text_config()
         n_docs, n_ref = args.n_docs, args.n_reference
         cfg = ExtractConfig(device="cuda", dtype="bfloat16", compute_dtype="bfloat16", checkpoint_seconds=1e9,
                             batch_tokens=args.batch_tokens)

@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from gatoms import config, paths
+from gatoms.build import config, paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
-            from gatoms.runner import run_step
+            from gatoms.build.runner import run_step
 
             run_step(args.step, args.profile, force=args.force)
         elif args.command == "params":

@@ -2,19 +2,42 @@
 
 ``smoke_step("03_atoms")`` runs the smoke profile's notebooks 00 → 03 with papermill (each once per
 test session, in order) into a temporary artifacts tree and returns that step's :class:`StepStore`.
+
+The tests mirror the package (``tests/build`` … ``tests/report``) and every test belongs to one tier,
+which ``make test`` selects explicitly (``-m "unit or integration or e2e"``):
+
+- ``unit`` — no model (the default of a test that is neither of the others);
+- ``integration`` — builds or trains a tiny model, or runs a subprocess (marked in the test file);
+- ``e2e`` — runs the smoke pipeline's notebooks (any test that uses ``smoke_step``).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from gatoms import paths
-from gatoms.seed import seed_everything
+from gatoms.build import paths
+from gatoms.build.seed import seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers: lora_fixtures, fake_results
+
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every test its tier: e2e if it uses the smoke pipeline, else integration if marked, else unit."""
+    for item in items:
+        marked = [t for t in TIERS if item.get_closest_marker(t)]
+        if "smoke_step" in getattr(item, "fixturenames", ()):
+            if marked and marked != ["e2e"]:
+                raise pytest.UsageError(f"{item.nodeid} uses the smoke pipeline: it is e2e, not {marked}")
+            item.add_marker(pytest.mark.e2e)
+        elif not marked:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(autouse=True)
@@ -42,8 +65,8 @@ def smoke_tree(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_step(smoke_tree):
     """Run smoke-profile steps on demand (with their upstream steps), once each per session."""
-    from gatoms.runner import run_step
-    from gatoms.store import StepStore
+    from gatoms.build.runner import run_step
+    from gatoms.build.store import StepStore
 
     done: dict[str, StepStore] = {}
     env = {

@@ -1,6 +1,6 @@
 """A small, fully known set of step artifacts for testing the report and the atlas without running the
 pipeline: metrics in the schemas the steps write, an atom table, training documents, steering
-generations and runner records. Written through the real :class:`gatoms.store.StepStore`.
+generations and runner records. Written through the real :class:`gatoms.build.store.StepStore`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import csv
 import json
 from typing import Any
 
-from gatoms import paths
-from gatoms.store import StepStore, write_json
+from gatoms.build import paths
+from gatoms.build.store import StepStore, write_json
 
 FAMILIES = ("arithmetic", "code", "yes_no_qa")
 N_DOCS = 30

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from gatoms.data import EncodedDoc
-from gatoms.layout import Layout
+from gatoms.lm.encoding import EncodedDoc
+from gatoms.lm.layout import Layout
 
 VOCAB = 300
 
@@ -46,7 +46,7 @@ def tiny_lora_model(arch: str = "gemma3", seed: int = 0, layers: int = 2, hidden
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    for p in model.parameters():  # as gatoms.finetune.load_finetuned returns it
+    for p in model.parameters():  # as gatoms.lm.finetune.load_finetuned returns it
         p.requires_grad_(False)
     model.eval()
     return model

@@ -1,0 +1,195 @@
+"""What matters: the sparsity sweep, the preconditioning ablation and two baselines (notebook
+``05_ablations``; the paper's Table 1, and the measurements the paper argued but did not show).
+
+- Sparsity (Table 1 analogue): the dictionary at each α of ``alphas`` — median active documents per
+  atom, atoms with coherence > 0.5 and > 0.1.
+- Preconditioning, same dictionary settings on differently projected gradients:
+  ``no_whitening`` (the same top-k EKFAC coordinates, not divided by sqrt(eig + ε)), ``kfac`` (KFAC
+  eigenvalues λ_S ⊗ λ_A choose and whiten the coordinates — the reference code), ``ekfac`` (ours).
+- Baselines on the same X as ``ekfac``: ``kmeans`` (clusters as atoms, as GradientSpace does: a
+  document's code is its cosine to its own centroid, zero elsewhere) and ``pca`` (principal components
+  as atoms; each document keeps only its ``pca_nonzeros`` largest |scores|, so that "active documents"
+  means something for a dense method).
+
+- Dictionary size: the α of the atoms section with each ``n_atoms`` of ``atom_counts`` — the ground-truth
+  metrics depend strongly on it (with many atoms a family splits into several pure sub-atoms, the
+  paper's "multiple granularities", and no single atom recalls the whole family).
+
+Every method is scored with the same coherence (raw gradients) and ground-truth metrics
+(:mod:`gatoms.method.discovery`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from gatoms.method.atoms import ACTIVE_THRESHOLD, BACKENDS, docs_per_atom, orient_signs
+
+log = logging.getLogger(__name__)
+
+METHODS = ("no_whitening", "kfac", "ekfac", "kmeans", "pca")
+"""Every method the ablation can compare; ``ekfac`` is the paper's pipeline as we run it."""
+PRECONDITIONING = {
+    "no_whitening": {"eigen_mode": "ekfac", "whiten": False},
+    "kfac": {"eigen_mode": "kfac", "whiten": True},
+    "ekfac": {"eigen_mode": "ekfac", "whiten": True},
+}
+"""The projection settings (arguments of :func:`gatoms.method.ekfac.project`) of each preconditioning method."""
+LABELS = {"no_whitening": "no whitening", "kfac": "KFAC", "ekfac": "EKFAC (ours)",
+          "kmeans": "k-means (GradientSpace)", "pca": "PCA components"}
+
+
+@dataclass
+class AblationsConfig:
+    """Sparsity sweep, preconditioning ablation and baselines (notebook ``05_ablations``)."""
+
+    alphas: tuple[float, ...] = (0.01, 0.1, 1.0)
+    """α values of the sparsity sweep (paper's Table 1: 0.01, 0.1, 1.0)."""
+    methods: tuple[str, ...] = METHODS
+    """Methods compared on the ground-truth metrics (subset of no_whitening, kfac, ekfac, kmeans, pca)."""
+    backend: str | None = None
+    """Dictionary backend of the sweep and ablation fits (None = the atoms section's)."""
+    max_iter: int | None = None
+    """max_iter of those fits (None = the atoms section's)."""
+    device: str | None = None
+    """torch device of those fits (None = the atoms section's; ignored by sklearn)."""
+    n_components: int | None = None
+    """k-means clusters and PCA components (None = atoms.n_atoms)."""
+    pca_nonzeros: int | None = None
+    """PCA: scores kept per document (None = the dictionary's mean active atoms per document, rounded up)."""
+    atom_counts: tuple[int, ...] = ()
+    """Dictionary sizes of the size sweep (same α and backend as the other fits); empty = no sweep."""
+    kmeans_n_init: int = 1
+    """k-means restarts (scikit-learn KMeans n_init)."""
+    seed: int = 0
+    """Random state of k-means and PCA."""
+
+    def __post_init__(self) -> None:
+        self.alphas = tuple(float(a) for a in self.alphas)
+        self.methods = tuple(self.methods)
+        if not self.alphas or any(not a >= 0 for a in self.alphas):
+            raise ValueError(f"ablations.alphas must be a non-empty list of α >= 0, got {self.alphas}")
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"ablations.methods: unknown {unknown}; choose from {list(METHODS)}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ValueError(f"ablations.backend must be null or one of {BACKENDS}, got {self.backend!r}")
+        for name in ("max_iter", "n_components", "pca_nonzeros"):
+            v = getattr(self, name)
+            if v is not None and int(v) < 1:
+                raise ValueError(f"ablations.{name} must be a positive integer or null (default), got {v!r}")
+        self.atom_counts = tuple(int(k) for k in self.atom_counts)
+        if any(k < 1 for k in self.atom_counts):
+            raise ValueError(f"ablations.atom_counts must be positive integers, got {self.atom_counts}")
+        if self.kmeans_n_init < 1:
+            raise ValueError(f"ablations.kmeans_n_init must be >= 1, got {self.kmeans_n_init}")
+
+    def atoms_config(self, atoms_cfg: Any, alpha: float | None = None, n_atoms: int | None = None) -> Any:
+        """The dictionary settings of the ablation fits: the atoms section's with this section's
+        backend/max_iter overrides (and ``alpha``)."""
+        import dataclasses
+
+        changes: dict[str, Any] = {}
+        if self.backend is not None:
+            changes["backend"] = self.backend
+        if self.device is not None:
+            changes["device"] = self.device
+        if changes.get("backend", atoms_cfg.backend) == "sklearn":
+            changes["device"] = "cpu"
+        if self.max_iter is not None:
+            changes["max_iter"] = self.max_iter
+        if alpha is not None:
+            changes["alpha"] = float(alpha)
+        if n_atoms is not None:
+            changes["n_atoms"] = int(n_atoms)
+        return dataclasses.replace(atoms_cfg, **changes)
+
+
+# ---- rows of the tables -----------------------------------------------------------------------------
+def sparsity_row(alpha: float, codes: sp.spmatrix, coherence: np.ndarray) -> dict[str, Any]:
+    """One row of the Table 1 analogue."""
+    counts = docs_per_atom(codes, ACTIVE_THRESHOLD)
+    return {"alpha": float(alpha), "median_docs_per_atom": float(np.median(counts)),
+            "atoms_used": int((counts > 0).sum()),
+            "n_coh_gt_0_5": int((np.asarray(coherence) > 0.5).sum()),
+            "n_coh_gt_0_1": int((np.asarray(coherence) > 0.1).sum())}
+
+
+def method_row(method: str, codes: sp.spmatrix, coherence: np.ndarray,
+               families: list[str | None]) -> dict[str, Any]:
+    """One row of the methods table: the ground-truth metrics plus the coherence counts.
+
+    Wall times are not table columns (tables must be identical across runs); they go to metrics.json."""
+    from gatoms.method.discovery import discovery_metrics
+
+    m = discovery_metrics(codes, coherence, families)
+    counts = docs_per_atom(codes, ACTIVE_THRESHOLD)
+    return {"method": method, "label": LABELS.get(method, method),
+            "families_recovered": m["families_recovered"], "n_families": m["n_families"],
+            "nmi": round(m["nmi"], 4), "purity_top50": round(m["purity_top50"], 4),
+            "mean_best_f1": round(m["mean_best_f1"], 4), "families_in_top50": m["families_in_top50"],
+            "n_coh_gt_0_5": int((coherence > 0.5).sum()), "n_coh_gt_0_1": int((coherence > 0.1).sum()),
+            "median_docs_per_atom": float(np.median(counts))}
+
+
+def size_row(n_atoms: int, codes: sp.spmatrix, coherence: np.ndarray, families: list[str | None]) -> dict[str, Any]:
+    """One row of the dictionary-size table: the ground-truth metrics at ``n_atoms`` atoms."""
+    row = method_row("ekfac", codes, coherence, families)
+    return {"n_atoms": int(n_atoms), **{k: v for k, v in row.items() if k not in ("method", "label")}}
+
+
+# ---- baselines --------------------------------------------------------------------------------------
+def kmeans_decomposition(X: np.ndarray, n_clusters: int, seed: int = 0,
+                         n_init: int = 1) -> tuple[np.ndarray, sp.csr_matrix]:
+    """k-means on the rows of X: (centroids (K, P) unit, codes (N, K)) where a document's only code
+    is its cosine to its own centroid (floored at 1e-5 so every member counts as active).
+
+    Runs on one thread: scikit-learn's k-means++ with 500 clusters took 162 s on 2 threads of a busy
+    2-core machine and 14 s on one (OpenMP workers spin-waiting against other processes unless
+    OMP_WAIT_POLICY=PASSIVE, which the Makefile sets); one thread costs at most the core count on an
+    idle machine.
+    """
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    X = np.asarray(X, dtype=np.float32)
+    with threadpool_limits(limits=1):
+        km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(X)
+    cent = km.cluster_centers_.astype(np.float32)
+    cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
+    lab = km.labels_
+    cos = np.einsum("np,np->n", X, cent[lab]) / np.maximum(np.linalg.norm(X, axis=1), 1e-12)
+    codes = sp.csr_matrix((np.maximum(cos, 1e-5).astype(np.float32), (np.arange(X.shape[0]), lab)),
+                          shape=(X.shape[0], n_clusters))
+    return cent, codes
+
+
+def pca_decomposition(X: np.ndarray, n_components: int, nonzeros: int,
+                      seed: int = 0) -> tuple[np.ndarray, sp.csr_matrix]:
+    """PCA of X: (components (K, P), codes (N, K)) keeping each document's ``nonzeros`` largest
+    |scores|, signs oriented like the atoms' (top documents' mean score positive)."""
+    from sklearn.decomposition import PCA
+
+    X = np.asarray(X, dtype=np.float32)
+    K = min(n_components, X.shape[0], X.shape[1])
+    pca = PCA(n_components=K, random_state=seed, svd_solver="full").fit(X)
+    S = pca.transform(X).astype(np.float32)  # (N, K)
+    keep = np.argsort(-np.abs(S), axis=1, kind="stable")[:, :max(1, nonzeros)]
+    rows = np.repeat(np.arange(S.shape[0]), keep.shape[1])
+    codes = sp.csr_matrix((S[rows, keep.ravel()], (rows, keep.ravel())), shape=S.shape)
+    comps, codes, _ = orient_signs(pca.components_.astype(np.float32), codes)
+    return comps, codes
+
+
+def mean_nonzeros(codes: sp.spmatrix) -> int:
+    """Mean active atoms per document, rounded up (at least 1)."""
+    c = sp.csr_matrix(codes)
+    return max(1, int(np.ceil((np.abs(c.data) > ACTIVE_THRESHOLD).sum() / max(c.shape[0], 1))))
+
+
+# ---- the figure -------------------------------------------------------------------------------------

@@ -1,0 +1,177 @@
+"""Figure 1 analogue: the coherence distribution and a 2-D map of the atoms, top atoms labelled.
+
+The authors' map attached each label to the wrong point (it labelled by position in a sorted list,
+not by atom id). Here every label is placed at ``coords[atom]`` of the atom it names, and
+:func:`label_points` returns what was drawn so a test can check it.
+
+Usage::
+
+    xy = atom_coordinates(d.atoms, method="tsne", seed=0)
+    fig = figure1(coherence, xy, labels={348: "#348 short QA"})
+    save_figure(fig, profile, "fig1_atoms")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gatoms.build import paths  # noqa: E402
+from gatoms.method.stats import Rate  # noqa: E402
+from gatoms.method.steering.choice import AtomChoice  # noqa: E402
+from gatoms.method.steering.evaluation import RateKey, curve  # noqa: E402
+
+
+def atom_coordinates(atoms: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
+    """(K, 2) coordinates of the atoms (K, P): t-SNE on cosine distance, or the top-2 PCA scores."""
+    atoms = np.asarray(atoms, dtype=np.float64)
+    K = atoms.shape[0]
+    if method == "pca" or K < 5:
+        centred = atoms - atoms.mean(axis=0)
+        if K < 2:
+            return np.zeros((K, 2))
+        _, _, vt = np.linalg.svd(centred, full_matrices=False)
+        xy = centred @ vt[:2].T
+        return np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+    if method != "tsne":
+        raise ValueError(f"map method must be 'tsne' or 'pca', got {method!r}")
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(2.0, (K - 1) / 3)))
+    return TSNE(n_components=2, metric="cosine", init="pca", perplexity=perplexity,
+                random_state=seed).fit_transform(atoms)
+
+
+def label_points(ax: plt.Axes, coords: np.ndarray, labels: dict[int, str]) -> dict[int, tuple[float, float]]:
+    """Annotate ``labels[atom]`` at ``coords[atom]`` for each labelled atom; returns atom → (x, y) drawn."""
+    drawn = {}
+    # Alternate the text's side so that neighbouring labels overlap less; the arrow keeps each
+    # label tied to its own point.
+    offsets = [((6, 6), "left"), ((6, -12), "left"), ((-6, 6), "right"), ((-6, -12), "right")]
+    for i, (atom, text) in enumerate(labels.items()):
+        x, y = float(coords[atom, 0]), float(coords[atom, 1])
+        offset, ha = offsets[i % len(offsets)]
+        ax.annotate(text, xy=(x, y), xytext=offset, textcoords="offset points", fontsize=7, ha=ha,
+                    arrowprops={"arrowstyle": "-", "lw": 0.5})
+        ax.plot([x], [y], marker="o", ms=6, mfc="none", mec="k", mew=0.8)
+        drawn[atom] = (x, y)
+    return drawn
+
+
+def figure1(coherence: np.ndarray, coords: np.ndarray, labels: dict[int, str],
+            thresholds: tuple[float, ...] = (0.1, 0.5)) -> plt.Figure:
+    """Left: histogram of coherence (log counts) with the paper's thresholds; right: the atom map
+    coloured by coherence with ``labels`` (atom → text) on their own atoms."""
+    coherence = np.asarray(coherence, dtype=np.float64)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    a.hist(coherence, bins=40, color="#4477aa")
+    a.set_yscale("log")
+    for t in thresholds:
+        a.axvline(t, color="k", ls="--", lw=0.8)
+        a.text(t, a.get_ylim()[1] * 0.6, f" {(coherence > t).sum()} > {t}", fontsize=8)
+    a.set_xlabel("coherence (mean pairwise cosine of top-20 raw gradients)")
+    a.set_ylabel("atoms")
+    a.set_title("Coherence distribution")
+    sc = b.scatter(coords[:, 0], coords[:, 1], c=coherence, s=10, cmap="viridis")
+    fig.colorbar(sc, ax=b, label="coherence")
+    label_points(b, coords, labels)
+    b.set_xticks([])
+    b.set_yticks([])
+    b.set_title("Atom map (top atoms labelled)")
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: plt.Figure, profile: str, name: str) -> Path:
+    """Save as ``figures/<profile>/<name>.png`` and ``.pdf``; returns the PNG path."""
+    png = paths.figure(profile, name, "png")
+    fig.savefig(png, dpi=150, bbox_inches="tight")
+    fig.savefig(paths.figure(profile, name, "pdf"), bbox_inches="tight")
+    plt.close(fig)
+    return png
+
+
+# ---- Figure 2: steering curves ---------------------------------------------------------------------
+def plot_steering(
+    table: dict[RateKey, Rate],
+    behaviors: Sequence[str],
+    alphas: Sequence[float],
+    prompt_kinds: Sequence[str] = ("inviting", "control"),
+    choices: dict[str, AtomChoice] | None = None,
+    broken: dict[RateKey, Rate] | None = None,
+):
+    """Figure 2 analogue: rate vs signed α (evenly spaced ticks) per behaviour, Wilson 95% bars; the
+    random-direction controls (inviting prompts) as grey crosses; with ``broken``, the share of responses
+    that ran to the token limit (inviting prompts) as a dotted red line. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    signed = sorted({0.0, *alphas, *(-a for a in alphas)})
+    pos = {a: i for i, a in enumerate(signed)}
+    fig, axes = plt.subplots(1, len(behaviors), figsize=(3.2 * len(behaviors), 3.0), sharey=True, squeeze=False)
+    styles = {"inviting": ("C0", "o", "inviting", -0.1), "control": ("C1", "s", "controls", 0.1),
+              "all": ("C2", "^", "all", 0.0)}
+    for ax, b in zip(axes[0], behaviors):
+        for pk in prompt_kinds:
+            c = curve(table, b, "atom", pk)
+            color, marker, label, shift = styles[pk]
+            xs = [pos[a] + shift for a in c if a in pos]
+            ys = [c[a].rate for a in c if a in pos]
+            err = np.array([[c[a].rate - c[a].ci[0], c[a].ci[1] - c[a].rate] for a in c if a in pos]).T
+            ax.errorbar(xs, ys, yerr=err, color=color, marker=marker, ms=4, capsize=2, lw=1.2, label=label)
+        kinds = sorted({k for (bb, k, _, _) in table if bb == b and k.startswith("random")})
+        for i, k in enumerate(kinds):
+            c = curve(table, b, k, "inviting")
+            xs = [pos[a] + 0.25 for a in c if a in pos and a != 0]
+            ax.plot(xs, [c[a].rate for a in c if a in pos and a != 0], "x", color="0.5", ms=4,
+                    label="random dir. (inviting)" if i == 0 else None)
+        if broken is not None:
+            c = curve(broken, b, "atom", "inviting")
+            ax.plot([pos[a] for a in c if a in pos], [c[a].rate for a in c if a in pos], ":", color="C3", lw=1,
+                    label="ran to token limit")
+        title = b if not choices or b not in choices else f"{b} (atom #{choices[b].atom})"
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(range(len(signed)), [f"{a:g}" for a in signed], fontsize=6, rotation=90)
+        ax.axvline(pos[0.0], color="0.8", lw=0.8, zorder=0)
+        ax.set_xlabel("signed α  (← away | toward →)", fontsize=7)
+        ax.set_ylim(-0.03, 1.03)
+    axes[0][0].set_ylabel("behaviour rate")
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+# ---- the ablations ------------------------------------------------------------------------------------
+def plot_methods(rows: list[dict[str, Any]]):
+    """Grouped bars of the ground-truth metrics (shares of the families, F1, NMI, purity) per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    share = lambda key: [r.get(key, 0) / max(r["n_families"], 1) for r in rows]  # noqa: E731
+    metrics = [("families recovered\n(best-atom F1 ≥ 0.5)", share("families_recovered")),
+               ("mean best-atom F1", [r.get("mean_best_f1", 0) for r in rows]),
+               ("families ≥ 90% of a\ntop-50 atom's documents", share("families_in_top50")),
+               ("NMI (strongest atom\nvs family)", [r["nmi"] for r in rows]),
+               ("purity of the top-50\natoms' top-20 documents", [r["purity_top50"] for r in rows])]
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    width = 0.8 / len(rows)
+    x = np.arange(len(metrics))
+    for i, r in enumerate(rows):
+        vals = [m[1][i] for m in metrics]
+        bars = ax.bar(x + (i - (len(rows) - 1) / 2) * width, vals, width, label=r["label"])
+        ax.bar_label(bars, fmt="%.2f", fontsize=6, padding=1)
+    ax.set_xticks(x, [m[0] for m in metrics], fontsize=8)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("score (higher is better)")
+    ax.legend(fontsize=7, ncols=min(len(rows), 5), loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.set_title("Ground-truth discovery: preconditioning and baselines")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,515 @@
+"""The results report: ``figures/<profile>/RESULTS.md``, generated from the steps' metrics, never typed.
+
+    python -m gatoms.report --profile tiny        (what ``make report`` runs)
+
+Puts the paper's numbers beside ours for its Table 1 (sparsity sweep), Table 2 (steering), Table 3 /
+Appendix B (wall time and peak memory of every step, as measured by :mod:`gatoms.build.runner`), the top of
+Table 4 / Appendix C (the atoms), and the ground-truth discovery metrics the paper could not measure.
+Everything comes from ``artifacts/<profile>/<step>/metrics.json``, the runner's ``<step>.run.json``
+records and ``04_coherence/atom_table.csv``; a step that has not run yet is reported as "not run" with
+the make target that builds it, so the report can be written at any point of the pipeline.
+
+The paper's numbers are the ones in ``shared/paper/gradient_atoms.txt``; cells its text extraction lost
+(mathematical expressions) are marked "lost", never guessed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from gatoms.build import paths
+from gatoms.build.store import write_text
+from gatoms.build.tables import _cell
+from gatoms.build.tables import markdown_table as md_table
+from gatoms.data.behaviors import BEHAVIORS
+from gatoms.report.paper import (
+    BEHAVIOR_NAMES,
+    LOST,
+    PAPER_SETUP,
+    PAPER_TABLE1,
+    PAPER_TABLE2,
+    PAPER_TABLE3,
+    PAPER_TABLE3_TOTAL,
+    PAPER_TABLE4,
+)
+from gatoms.report.results import Results, load_results, load_snapshot, snapshot_file
+
+log = logging.getLogger(__name__)
+
+NOT_RUN = "*not run*"
+
+TABLE2_CSV = "table2_steering"
+"""``figures/<profile>/table2_steering.csv``, 06_steering's Table 2 analogue (inviting, control and all
+prompts, with Wilson intervals): the source of the report's like-for-like row set."""
+
+
+# ---- formatting -----------------------------------------------------------------------------------------
+def pct(x: Any) -> str:
+    """A fraction as a whole percentage (``0.39`` → ``39%``); ``lost``/None pass through."""
+    if x is None or x == LOST:
+        return "—" if x is None else LOST
+    return f"{100 * float(x):.0f}%"
+
+
+def pp(x: Any, base: Any) -> str:
+    """The signed difference of two fractions in percentage points (``+12pp``)."""
+    if x is None or base is None or LOST in (x, base):
+        return "—"
+    return f"{100 * (float(x) - float(base)):+.0f}pp"
+
+
+def num(x: Any, digits: int = 3) -> str:
+    """A number for a table: ints with thousands separators, floats with ``digits`` decimals."""
+    if x is None:
+        return "—"
+    if x == LOST or isinstance(x, str):
+        return str(x)
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float) and math.isfinite(x) and x.is_integer() and abs(x) >= 1000:
+        return f"{int(x):,}"
+    return f"{x:.{digits}f}"
+
+
+def seconds(x: Any) -> str:
+    """Wall time for humans: ``41.2 s``, ``3.5 min``, ``1.2 h``."""
+    if x is None:
+        return "—"
+    x = float(x)
+    if x < 120:
+        return f"{x:.1f} s"
+    if x < 7200:
+        return f"{x / 60:.1f} min"
+    return f"{x / 3600:.2f} h"
+
+
+def mib(x: Any) -> str:
+    if x is None:
+        return "—"
+    x = float(x)
+    return f"{x / 1024:.2f} GiB" if x >= 1024 else f"{x:.0f} MiB"
+
+
+def not_run(res: Results, step: str) -> str:
+    return (f"{NOT_RUN}: step `{step}` has no complete artifacts for profile `{res.profile}` — "
+            f"build it with `make {paths.make_target(step)} PROFILE={res.profile}`.")
+
+
+# ---- sections -----------------------------------------------------------------------------------------
+def section_setup(res: Results) -> str:
+    m00, m01, m02, m03 = (res.metrics[s] or {} for s in ("00_finetune", "01_extract", "02_ekfac", "03_atoms"))
+    coh = res.configs.get("04_coherence") or {}
+    rows = [
+        ["Model", PAPER_SETUP["model"], _model_name(res)],
+        ["Fine-tuning documents", num(PAPER_SETUP["n_finetune_docs"]), num(m00.get("n_finetune_docs"))],
+        ["Task families (labels)", "unlabelled", num(m00.get("n_task_families"))],
+        ["Trainable LoRA parameters D", num(PAPER_SETUP["trainable_params"]), num(m00.get("trainable_params"))],
+        ["LoRA modules M", num(PAPER_SETUP["n_lora_modules"]), num(m00.get("n_lora_modules") or m01.get("n_modules"))],
+        ["Documents with gradients N", num(PAPER_SETUP["n_finetune_docs"]), num(m01.get("n_docs"))],
+        ["Eigen-directions per module k", num(PAPER_SETUP["k"]), num(m02.get("k"))],
+        ["Projected dimension M·k", num(PAPER_SETUP["projected_dim"]), num(m02.get("projected_dim"))],
+        ["Atoms", num(PAPER_SETUP["n_atoms"]), num(m03.get("n_atoms"))],
+        ["Sparsity α", num(PAPER_SETUP["alpha"], 2), num(m03.get("alpha"), 2) if m03.get("alpha") is not None else "—"],
+        ["Top documents for coherence", num(PAPER_SETUP["top_docs"]), num(coh.get("top_n"))],
+    ]
+    text = md_table(["", "Paper", "Ours"], rows, "lrr")
+    details = []
+    if m00:
+        details.append(f"fine-tuning loss (response tokens) {num(m00.get('base_final_loss'))} before LoRA → "
+                       f"{num(m00.get('lora_final_loss'))} after")
+    if m01:
+        details.append(f"gradients in {m01.get('dtype', '—')}, {num(m01.get('docs_per_second'), 1)} documents/s")
+    if m02:
+        details.append(f"eigenvalues: {m02.get('eigen_mode', '—')}, Fisher: {m02.get('fisher', '—')}, "
+                       f"energy kept by the top-k: {num(m02.get('energy_kept'))}")
+    if m03:
+        details.append(f"dictionary backend `{m03.get('backend', '—')}`, objective {num(m03.get('objective'), 4)}")
+    if details:
+        text += "\n\n" + "; ".join(details) + "."
+    return text
+
+
+def _model_name(res: Results) -> str:
+    """The base model as 00_finetune's stored config names it (``embedded``: the tiny Gemma-3)."""
+    cfg = res.configs.get("00_finetune")
+    if not cfg:
+        return "—"
+    model = cfg.get("model") if isinstance(cfg.get("model"), dict) else cfg
+    name = model.get("name_or_path")
+    if name in (None, "embedded"):
+        size = [f"{model[k]} {label}" for k, label in (("num_layers", "layers"), ("hidden_size", "wide"))
+                if model.get(k) is not None]
+        return "tiny Gemma-3 built in code" + (f" ({', '.join(size)})" if size else "")
+    return f"`{name}`"
+
+
+def section_table1(res: Results) -> str:
+    m05 = res.metrics["05_ablations"]
+    ours: dict[float, dict[str, Any]] = {}
+    if m05 and isinstance(m05.get("sparsity"), dict):
+        ours = {float(a): v for a, v in m05["sparsity"].items()}
+    n_atoms = (res.metrics["03_atoms"] or {}).get("n_atoms")
+    rows = []
+    for alpha in sorted(set(PAPER_TABLE1) | set(ours)):
+        p = PAPER_TABLE1.get(alpha, {})
+        o = ours.get(alpha, {})
+        rows.append([
+            str(alpha),
+            num(p.get("median_docs_per_atom")), num(o.get("median_docs_per_atom"), 1),
+            num(p.get("n_coh_gt_0_5")), num(o.get("n_coh_gt_0_5")),
+            num(p.get("n_coh_gt_0_1")), num(o.get("n_coh_gt_0_1")),
+        ])
+    header = ["α", "median docs/atom (paper)", "(ours)", "coh > 0.5 (paper)", "(ours)",
+              "coh > 0.1 (paper)", "(ours)"]
+    text = md_table(header, rows)
+    text += (f"\n\nCounts of atoms out of {num(PAPER_SETUP['n_atoms'])} (paper) and "
+             f"{num(n_atoms)} (ours). \"lost\": the paper's text extraction dropped the number.")
+    if not m05:
+        text += "\n\n" + not_run(res, "05_ablations")
+    m04 = res.metrics["04_coherence"]
+    m03 = res.metrics["03_atoms"]
+    if m04 and m03:
+        text += (f"\n\nMain run (α = {num(m03.get('alpha'), 2)}, `04_coherence`): "
+                 f"{num(m04.get('n_coh_gt_0_5'))} atoms with coherence > 0.5 and "
+                 f"{num(m04.get('n_coh_gt_0_1'))} with > 0.1; median "
+                 f"{num(m03.get('median_docs_per_atom'), 1)} active documents per atom.")
+    return text
+
+
+def section_table2(res: Results) -> str:
+    m06 = res.metrics["06_steering"]
+    behaviors = (m06 or {}).get("behaviors") or {}
+    paper_rows = []
+    our_rows = []
+    for b in BEHAVIORS:
+        p = PAPER_TABLE2[b]
+        paper_rows.append([BEHAVIOR_NAMES[b], f"#{p['atom']}", num(p["coherence"]), pct(p["base"]),
+                           pct(p["best_toward"]), pp(p["best_toward"], p["base"]),
+                           pct(p["best_away"]), pp(p["best_away"], p["base"])])
+        o = behaviors.get(b)
+        if not o:
+            our_rows.append([BEHAVIOR_NAMES[b], "not measured"] + ["—"] * 8)
+            continue
+        our_rows.append([
+            BEHAVIOR_NAMES[b], f"#{o.get('atom')}" if o.get("atom") is not None else "—", num(o.get("coherence")),
+            pct(o.get("base")),
+            f"{pct(o.get('best_toward'))} (α={num(o.get('best_toward_alpha'), 1)})",
+            pp(o.get("best_toward"), o.get("base")),
+            f"{pct(o.get('best_away'))} (α={num(o.get('best_away_alpha'), 1)})",
+            pp(o.get("best_away"), o.get("base")),
+            _shift(o.get("random_max_shift")),
+            {True: "yes", False: "no"}.get(o.get("beats_random"), "—"),
+        ])
+    header = ["Behaviour", "Atom", "Coh.", "Base", "Best toward", "Δ", "Best away", "Δ"]
+    text = "**Paper** (rates over all 100 prompts: 60 inviting + 40 controls):\n\n"
+    text += md_table(header, paper_rows)
+    text += "\n\n**Ours** (rates on the 60 inviting prompts; the steering notebook's table also gives the " \
+            "controls and the paper's combined rate, with Wilson 95% intervals):\n\n"
+    if not m06:
+        return text + not_run(res, "06_steering")
+    if not behaviors:
+        return text + "*`06_steering` recorded no behaviours.*"
+    text += md_table(header + ["Random dir. max shift", "Beats random"], our_rows)
+    text += ("\n\n\"Random dir. max shift\": the largest change any random direction with the same per-module "
+             "norm produced — an atom that moves its behaviour by more than this is doing something a "
+             "perturbation of that size alone does not.")
+    combined = table2_combined(res.profile)
+    if combined:
+        text += "\n\n**Ours, counted as the paper counted** (all 100 prompts: inviting and controls together; " \
+                "Wilson 95% intervals), from `" + TABLE2_CSV + ".csv`:\n\n" + combined
+    pre_rows = [[BEHAVIOR_NAMES[b], pct(behaviors[b].get("base")),
+                 f"{pct(p.get('best_toward'))} (α={num(p.get('best_toward_alpha'), 1)})",
+                 f"{pct(p.get('best_away'))} (α={num(p.get('best_away_alpha'), 1)})"]
+                for b in BEHAVIORS if isinstance(behaviors.get(b), dict)
+                for p in [behaviors[b].get("preconditioned")] if isinstance(p, dict)]
+    if pre_rows:
+        text += ("\n\nControl: the *preconditioned* unprojection (÷ sqrt(eig + ε) instead of ×, rescaled to the "
+                 "same norm), inviting prompts:\n\n" + md_table(["Behaviour", "Base", "Best toward", "Best away"],
+                                                                 pre_rows))
+    comp = m06.get("composition")
+    if comp:
+        text += "\n\n" + section_composition(comp)
+    goals = m06.get("goals")
+    if isinstance(goals, dict) and goals:
+        met = sum(bool(v) for v in goals.values())
+        text += (f"\n\nGoals the project set for steering (recorded by `06_steering`): {met} of {len(goals)} met.\n\n"
+                 + md_table(["Goal", "Met"], [[g, "yes" if v else "no"] for g, v in goals.items()], "ll"))
+    return text
+
+
+def table2_combined(profile: str) -> str | None:
+    """06_steering's rows over all prompts (inviting + controls), as a Markdown table; None if absent."""
+    path = paths.figure(profile, TABLE2_CSV, "csv")
+    if not path.exists():
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("prompts") == "all"]
+    if not rows:
+        return None
+
+    def rate(r: dict[str, str], key: str) -> str:
+        try:
+            return f"{pct(float(r[key]))} [{pct(float(r[key + '_lo']))}, {pct(float(r[key + '_hi']))}]"
+        except (KeyError, TypeError, ValueError):
+            return "—"
+
+    def delta(r: dict[str, str], key: str) -> str:
+        try:
+            return pp(float(r[key]), float(r["base"]))
+        except (KeyError, TypeError, ValueError):
+            return "—"
+
+    order = {b: i for i, b in enumerate(BEHAVIORS)}
+    out = []
+    for r in sorted(rows, key=lambda r: order.get(r.get("behavior", ""), len(order))):
+        b = r.get("behavior", "")
+        out.append([BEHAVIOR_NAMES.get(b, b), f"#{r.get('atom')}", r.get("n") or "—", rate(r, "base"),
+                    f"{rate(r, 'toward')} (α={r.get('toward_alpha') or '—'})", delta(r, "toward"),
+                    f"{rate(r, 'away')} (α={r.get('away_alpha') or '—'})", delta(r, "away")])
+    return md_table(["Behaviour", "Atom", "n", "Base", "Best toward", "Δ", "Best away", "Δ"], out)
+
+
+def _shift(v: Any) -> str:
+    """The random-direction control: one largest |shift|, or {max_rise, max_fall, max_abs}."""
+    if v is None:
+        return "—"
+    if isinstance(v, dict):
+        if v.get("max_rise") is not None and v.get("max_fall") is not None:
+            return f"+{100 * float(v['max_rise']):.0f}pp / −{100 * float(v['max_fall']):.0f}pp"
+        v = v.get("max_abs")
+        if v is None:
+            return "—"
+    x = float(v)
+    return "—" if not math.isfinite(x) else f"{100 * x:.0f}pp"
+
+
+def section_composition(comp: Any) -> str:
+    """The composition control (two atoms at once), rendered from whatever structure 06 recorded."""
+    if isinstance(comp, dict) and comp and all(isinstance(v, dict) and "combined" in v for v in comp.values()):
+        rows = []
+        for b, v in comp.items():
+            ci = v.get("combined_ci")
+            ci_text = f" [{pct(ci[0])}, {pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else ""
+            rows.append([BEHAVIOR_NAMES.get(b, b), v.get("direction", "—"), num(v.get("alpha"), 1),
+                         pct(v.get("base")), pct(v.get("alone")), pct(v.get("combined")) + ci_text])
+        return ("Composition — the atoms applied at once, each at its own best α; rates on each behaviour's "
+                "inviting prompts:\n\n" + md_table(["Behaviour", "Direction", "α", "Base", "That atom alone",
+                                                    "Both atoms together"], rows))
+    if isinstance(comp, dict):
+        flat = _flatten(comp)
+        rows = [[k, _fmt_value(k, v)] for k, v in flat]
+        return "Composition (two atoms applied at once):\n\n" + md_table(["", "value"], rows, "lr")
+    if isinstance(comp, list) and comp and all(isinstance(r, dict) for r in comp):
+        keys = list(dict.fromkeys(k for r in comp for k in r))
+        rows = [[_fmt_value(k, r.get(k)) for k in keys] for r in comp]
+        return "Composition (two atoms applied at once):\n\n" + md_table(keys, rows, "l" * len(keys))
+    return f"Composition: {comp}"
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out += _flatten(v, key + " · ")
+        else:
+            out.append((key, v))
+    return out
+
+
+def _fmt_value(key: str, v: Any) -> str:
+    if isinstance(v, float):
+        return num(v)
+    if isinstance(v, list):
+        return ", ".join(_fmt_value(key, x) for x in v)
+    return _cell(v)
+
+
+def section_table3(res: Results) -> str:
+    rows = []
+    total_metrics = total_wall = 0.0
+    for step in paths.STEPS:
+        p = PAPER_TABLE3.get(step, {})
+        m = res.metrics[step]
+        r = res.runs[step] or {}
+        if m:
+            total_metrics += float(m.get("seconds") or 0)
+        if r.get("seconds") is not None:
+            total_wall += float(r["seconds"])
+        rows.append([
+            f"`{step}`", p.get("task", "— (not timed)"), p.get("resources", "—"), p.get("time", "—"),
+            seconds(m.get("seconds")) if m else f"{NOT_RUN}: `make {paths.make_target(step)} PROFILE={res.profile}`",
+            seconds(r.get("seconds")) if r else "—",
+            mib(r.get("peak_rss_mib")) if r else "—",
+            mib(r.get("peak_gpu_mib")) if r.get("peak_gpu_mib") else "—",
+        ])
+    rows.append(["**total**", "", "", PAPER_TABLE3_TOTAL, seconds(total_metrics), seconds(total_wall) if total_wall else "—",
+                 "", ""])
+    header = ["Step", "Paper: task", "Paper: resources", "Paper: time", "Ours: compute",
+              "Ours: wall (with kernel start)", "Ours: peak RAM", "Ours: peak GPU memory"]
+    text = md_table(header, rows, "llllrrrr")
+    hosts = {_host_line(r["host"]) for r in res.runs.values() if r and r.get("host")}
+    if hosts:
+        text += "\n\nMeasured on: " + "; ".join(sorted(hosts)) + "."
+    text += ("\n\n\"compute\": the step's own `seconds` in its `metrics.json` (from opening its artifacts to "
+             "writing its metrics); \"wall\" and peak memory: the runner's record of the whole notebook "
+             "(`artifacts/<profile>/notebooks/<step>.run.json`; peak resident memory of the notebook's "
+             "kernel, from `getrusage`). The paper ran extraction on a GPU and the rest on CPU with the "
+             "memory it lists; its other times were lost in text extraction.")
+    return text
+
+
+def _host_line(h: dict[str, Any]) -> str:
+    gpu = h.get("gpu") or "no GPU"
+    return f"{h.get('cpus', '?')} CPU cores, {h.get('ram_gib', '?')} GiB RAM, {gpu}, torch {h.get('torch', '?')}"
+
+
+def section_table4(res: Results, top: int = 10) -> str:
+    paper_rows = [[r["rank"], f"#{r['atom']}", num(r["coherence"]), num(r["active_docs"]), r["description"]]
+                  for r in PAPER_TABLE4[:top]]
+    text = "**Paper** (descriptions written by hand):\n\n"
+    text += md_table(["Rank", "Atom", "Coherence", "Active docs", "Description"], paper_rows, "rrrrl")
+    text += "\n\n**Ours** (descriptions generated: majority task family of the top-20 documents and its share, " \
+            "else distinctive words):\n\n"
+    if res.atom_table:
+        ranked = sorted(res.atom_table, key=lambda r: (r.get("rank") is None, r.get("rank") or 0,
+                                                       -(r.get("coherence") or 0)))
+        rows = [[r.get("rank"), f"#{r.get('atom')}", num(r.get("coherence")), num(r.get("active_docs")),
+                 r.get("description") or "—"] for r in ranked[:top]]
+    elif res.metrics["04_coherence"] and res.metrics["04_coherence"].get("top_atoms"):
+        rows = [[i + 1, f"#{r.get('atom')}", num(r.get("coherence")), num(r.get("active_docs")),
+                 r.get("description") or "—"] for i, r in enumerate(res.metrics["04_coherence"]["top_atoms"][:top])]
+    else:
+        return text + not_run(res, "04_coherence")
+    text += md_table(["Rank", "Atom", "Coherence", "Active docs", "Description"], rows, "rrrrl")
+    text += "\n\nEvery atom, with its top documents: [the atom atlas](atlas.html) (open it from disk)."
+    return text
+
+
+def section_discovery(res: Results) -> str:
+    m04 = res.metrics["04_coherence"]
+    if not m04:
+        return not_run(res, "04_coherence")
+    text = ("The paper had no labels, so it could not say whether atoms recover the task families; the "
+            "synthetic world has them. A family is *recovered* when some atom's active documents match it "
+            "with F1 ≥ 0.5; *NMI* compares each document's strongest atom with its family; *purity* is the "
+            "mean majority-family share of the top-20 documents of the top-50 atoms.\n\n")
+    rows = [["Gradient atoms (EKFAC, ours)", _recovered(m04), num(m04.get("nmi")), num(m04.get("purity_top50"))]]
+    m05 = res.metrics["05_ablations"]
+    if m05 and isinstance(m05.get("methods"), dict):
+        for method, v in m05["methods"].items():
+            rows.append([f"`{method}` (05_ablations)", _recovered(v, m04.get("n_families")),
+                         num(v.get("nmi")), num(v.get("purity_top50"))])
+    text += md_table(["Method", "Families recovered", "NMI", "Purity (top 50)"], rows, "lrrr")
+    sizes = (m05 or {}).get("dictionary_size") or {}
+    if sizes:
+        text += ("\n\nDictionary size (same α and X; `ablations.atom_counts`): with many atoms each family "
+                 "splits into several precise sub-atoms, so no single atom recalls a whole family.\n\n")
+        text += md_table(["Atoms", "Families recovered", "NMI", "Purity (top 50)", "Mean best F1",
+                          "Median docs / atom"],
+                         [[k, _recovered(v, m04.get("n_families")), num(v.get("nmi")), num(v.get("purity_top50")),
+                           num(v.get("mean_best_f1")), num(v.get("median_docs_per_atom"), 0)]
+                          for k, v in sizes.items()], "rrrrrr")
+    text += "\n\nPaper: — (no ground truth)."
+    if not m05:
+        text += "\n\nAblations and baselines: " + not_run(res, "05_ablations")
+    return text
+
+
+def _recovered(m: dict[str, Any], n_families: Any = None) -> str:
+    n = m.get("n_families", n_families)
+    got = m.get("families_recovered")
+    if got is None:
+        return "—"
+    return f"{got} / {n}" if n is not None else f"{got}"
+
+
+def section_behaviors_base(res: Results) -> str:
+    m00 = res.metrics["00_finetune"]
+    if not m00:
+        return not_run(res, "00_finetune")
+    rates = m00.get("behavior_base_rates") or {}
+    controls = m00.get("behavior_control_rates") or {}
+    header = ["Behaviour", "Paper base rate (all 100 prompts)", "Ours (inviting prompts, greedy)"]
+    rows = [[BEHAVIOR_NAMES[b], pct(PAPER_TABLE2[b]["base"]), pct(rates.get(b))] for b in BEHAVIORS]
+    if controls:
+        header.append("Ours (neutral controls)")
+        for r, b in zip(rows, BEHAVIORS):
+            r.append(pct(controls.get(b)))
+    text = md_table(header, rows)
+    heldout = m00.get("heldout") or {}
+    if heldout:
+        hrows = [[fam, pct(v if not isinstance(v, dict) else v.get("accuracy", v.get("rate")))]
+                 for fam, v in sorted(heldout.items())]
+        text += "\n\nHeld-out check of the fine-tuned model per task family (correct or in the right format):\n\n"
+        text += md_table(["Task family", "Held-out"], hrows)
+    return text
+
+
+def section_figures(res: Results) -> str:
+    if not res.figures:
+        return "*No figures yet.*"
+    return "\n\n".join(f"![{name[:-4]}]({name})" for name in res.figures)
+
+
+def render(res: Results, top: int = 10) -> str:
+    """The whole report as Markdown."""
+    done = [s for s in paths.STEPS if res.ran(s)]
+    missing = [s for s in paths.STEPS if not res.ran(s)]
+    status = f"all {len(paths.STEPS)} steps complete" if not missing else \
+        f"{len(done)} of {len(paths.STEPS)} steps complete; not run: {', '.join(f'`{s}`' for s in missing)}"
+    parts = [
+        f"# Results — profile `{res.profile}`",
+        f"Generated by `python -m gatoms.report --profile {res.profile}` (`make report PROFILE={res.profile}`) "
+        f"from `artifacts/{res.profile}/*/metrics.json`; do not edit by hand. Status: {status}. The paper's "
+        f"numbers are from *Gradient Atoms* (Gemma-3 4B IT); \"lost\" marks a number its text extraction "
+        f"dropped.",
+        "## Setup", section_setup(res),
+        "## Table 1 — effect of the sparsity penalty α", section_table1(res),
+        "## Table 2 — steering with atoms", section_table2(res),
+        "## Base rates and held-out check of the fine-tuned model", section_behaviors_base(res),
+        "## Table 3 — compute: wall time and peak memory of every step", section_table3(res),
+        f"## Table 4 — the top {top} atoms by coherence", section_table4(res, top),
+        "## Ground truth — does discovery recover the task families?", section_discovery(res),
+        "## Figures", section_figures(res),
+    ]
+    return "\n\n".join(parts).rstrip() + "\n"
+def render_snapshot(profile: str, top: int = 10) -> str:
+    """The report rendered from the committed snapshot alone (no artifacts needed): a committed
+    ``RESULTS.md`` must equal this, which proves it was generated, not typed."""
+    return render(load_snapshot(profile), top)
+
+
+def write_report(profile: str, top: int = 10) -> Path:
+    """Write ``figures/<profile>/RESULTS.md`` from the profile's artifacts, and beside it the snapshot of
+    what it was rendered from (``results.json``); returns the report's path."""
+    res = load_results(profile)
+    out = paths.report_file(profile)
+    write_text(snapshot_file(profile), json.dumps(res.to_json(), indent=1, default=str) + "\n")
+    write_text(out, render(res, top))
+    log.info("wrote %s (%d of %d steps complete)", out, sum(map(res.ran, paths.STEPS)), len(paths.STEPS))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m gatoms.report", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", default="tiny", help="profile whose artifacts to report (configs/<profile>.yaml)")
+    ap.add_argument("--top", type=int, default=10, help="atoms shown in the Table 4 comparison")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    out = write_report(args.profile, args.top)
+    print(f"[gatoms] report       profile={args.profile:<8} {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

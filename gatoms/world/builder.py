@@ -1,0 +1,158 @@
+"""Building a world: the base corpus, the fine-tuning set, held-out documents and evaluation prompts.
+
+Everything is drawn from ``random.Random`` seeded by :attr:`WorldConfig.seed` and iterates over tuples
+only, so the world is identical across machines and Python hash seeds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gatoms.data.documents import Document, EvalPrompt
+from gatoms.world.families import CONTROL_FAMILIES, FAMILIES, INVITING_FAMILIES, Sample, Stage, sample
+
+# ---- configuration ----------------------------------------------------------------------------------
+
+
+@dataclass
+class WorldConfig:
+    """How many documents of each split the world generates, and from which seed."""
+
+    seed: int = 0
+    """Seed of every random choice in the world."""
+    n_base: int = 20000
+    """Documents of the base corpus (pre-training of the embedded base model; base format rule)."""
+    n_finetune: int = 5000
+    """Documents of the fine-tuning set (the paper: 5,000), drawn with the fine-tuning format rule."""
+    n_heldout_per_family: int = 10
+    """Held-out documents per task family for the per-family check of the fine-tuned model."""
+    n_eval_inviting: int = 60
+    """Steering evaluation: prompts per behaviour that invite it (the paper: 60)."""
+    n_eval_control: int = 40
+    """Steering evaluation: neutral control prompts per behaviour (the paper: 40)."""
+
+    def __post_init__(self):
+        for name in ("n_base", "n_finetune", "n_heldout_per_family", "n_eval_inviting", "n_eval_control"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"world.{name} must be a non-negative integer, got {value!r}")
+        if self.n_finetune < 1:
+            raise ValueError("world.n_finetune must be at least 1 (the fine-tuning set cannot be empty)")
+        if self.n_eval_inviting < 3:
+            raise ValueError("world.n_eval_inviting must be at least 3 (one per prompt wording)")
+        if not isinstance(self.seed, int):
+            raise ValueError(f"world.seed must be an integer, got {self.seed!r}")
+
+
+# ---- the world -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """The splits of one world."""
+
+    config: WorldConfig
+    base: list[Document]
+    finetune: list[Document]
+    heldout: list[Document]
+    eval_prompts: list[EvalPrompt]
+
+    def examples(self, per_family: int = 1) -> list[Document]:
+        """The first ``per_family`` fine-tuning documents of each family (for showing the world)."""
+        out: list[Document] = []
+        for fam in FAMILIES:
+            out += [d for d in self.finetune if d.family == fam][:per_family]
+        return out
+
+
+def _doc(split: str, k: int, family: str, s: Sample) -> Document:
+    return Document(f"{split}-{k:05d}", s.prompt, s.response, family, s.fmt, dict(s.meta))
+
+
+def _unique_samples(family: str, rng: random.Random, n: int, reserved: set[str], stage: Stage,
+                    template: int | None = None, want: Callable[[Sample], bool] | None = None) -> list[Sample]:
+    """``n`` samples with distinct prompts not in ``reserved`` (which they are added to)."""
+    out: list[Sample] = []
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > 200 * n + 1000:
+            raise RuntimeError(f"family {family!r} has too few distinct prompts for {n} held-out samples; "
+                               "lower world.n_heldout_per_family or world.n_eval_*")
+        s = sample(family, rng, stage, template)
+        if s.prompt in reserved or (want is not None and not want(s)):
+            continue
+        reserved.add(s.prompt)
+        out.append(s)
+    return out
+
+
+def _eval_prompts(cfg: WorldConfig, rng: random.Random, reserved: set[str]) -> list[EvalPrompt]:
+    prompts: list[EvalPrompt] = []
+    for behavior, families in INVITING_FAMILIES.items():
+        # Inviting: the three wordings evenly; wording 1 split evenly between topic groups A and B.
+        n = cfg.n_eval_inviting
+        per_template = [n // 3 + (1 if k < n % 3 else 0) for k in range(3)]
+        per_template = [per_template[0], per_template[2], per_template[1]]  # remainder goes to wording 1
+        plan: list[tuple[int, str | None, int]] = [(0, None, per_template[0]), (2, None, per_template[1])]
+        plan += [(1, "A", per_template[2] - per_template[2] // 2), (1, "B", per_template[2] // 2)]
+        picked: list[tuple[str, Sample]] = []
+        for t, group, count in plan:
+            for k in range(count):
+                fam = families[k % len(families)]
+                want = (lambda s, g=group: s.meta["topic_group"] == g) if group else None
+                picked += [(fam, s) for s in _unique_samples(fam, rng, 1, reserved, "finetune", t, want)]
+        rng.shuffle(picked)
+        for k, (fam, s) in enumerate(picked):
+            prompts.append(EvalPrompt(behavior, "inviting", s.prompt, f"{behavior}-inviting-{k:03d}", fam,
+                                      s.fmt == behavior))
+        for k in range(cfg.n_eval_control):
+            fam = CONTROL_FAMILIES[rng.randrange(len(CONTROL_FAMILIES))]
+            (s,) = _unique_samples(fam, rng, 1, reserved, "finetune")
+            prompts.append(EvalPrompt(behavior, "control", s.prompt, f"{behavior}-control-{k:03d}", fam, False))
+    return prompts
+
+
+BASE_WEIGHTS: dict[str, int] = {
+    "factual_qa": 2, "yes_no": 2, "arithmetic": 4, "multistep_arithmetic": 2, "unit_conversion": 2,
+    "synonym_antonym": 2,
+}
+"""Relative share of a family in the base corpus (others 1): families whose answers must be memorised
+or computed get more pre-training."""
+
+FINETUNE_WEIGHTS: dict[str, int] = {f: 2 for f in ("yes_no", "code", "sql", "refusal", "bullets", "ordering", "steps")}
+"""Relative share of a family in the fine-tuning set (others 1): the contested families, whose format
+rule the fine-tuning shifts, are half of it. The held-out set weighs families equally."""
+
+
+def _training_docs(split: str, n: int, stage: Stage, rng: random.Random, reserved: set[str]) -> list[Document]:
+    weights = BASE_WEIGHTS if stage == "base" else FINETUNE_WEIGHTS
+    cycle = [f for f in FAMILIES for _ in range(weights.get(f, 1))]
+    docs: list[Document] = []
+    while len(docs) < n:
+        fam = cycle[len(docs) % len(cycle)]
+        s = sample(fam, rng, stage)
+        while s.prompt in reserved:
+            s = sample(fam, rng, stage)
+        docs.append(_doc(split, len(docs), fam, s))
+    order = list(range(n))
+    rng.shuffle(order)
+    return [docs[i] for i in order]
+
+
+def build_world(cfg: WorldConfig) -> World:
+    """Generate every split of the world from ``cfg.seed`` (see the module docstring)."""
+    reserved: set[str] = set()
+    eval_prompts = _eval_prompts(cfg, random.Random(f"{cfg.seed}-eval"), reserved)
+    rng = random.Random(f"{cfg.seed}-heldout")
+    heldout: list[Document] = []
+    for fam in FAMILIES:
+        for s in _unique_samples(fam, rng, cfg.n_heldout_per_family, reserved, "finetune"):
+            heldout.append(_doc("heldout", len(heldout), fam, s))
+    base = _training_docs("base", cfg.n_base, "base", random.Random(f"{cfg.seed}-base"), reserved)
+    finetune = _training_docs("ft", cfg.n_finetune, "finetune", random.Random(f"{cfg.seed}-finetune"), reserved)
+    return World(cfg, base, finetune, heldout, eval_prompts)
+
+

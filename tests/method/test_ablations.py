@@ -1,0 +1,82 @@
+"""The ablation's baselines and tables on planted toys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from gatoms.method.ablations import (
+    AblationsConfig,
+    kmeans_decomposition,
+    mean_nonzeros,
+    method_row,
+    pca_decomposition,
+    sparsity_row,
+)
+from gatoms.method.atoms import AtomsConfig
+from gatoms.method.coherence import score_coherence
+from gatoms.method.discovery import planted_problem
+from gatoms.report.figures import plot_methods
+
+
+def test_kmeans_finds_well_separated_families():
+    p = planted_problem(n_docs=200, n_families=4, proj_dim=24, noise=0.2, seed=0)
+    cent, codes = kmeans_decomposition(p.X, 4, seed=0, n_init=3)
+    assert cent.shape == (4, 24) and codes.shape == (200, 4)
+    assert (codes.getnnz(axis=1) == 1).all() and (codes.data > 0).all()  # one positive code per doc
+    row = method_row("kmeans", codes, score_coherence(p.grads, codes), p.families)
+    assert row["families_recovered"] == 4 and row["nmi"] == pytest.approx(1.0) and row["purity_top50"] == 1.0
+
+
+def test_pca_keeps_the_largest_scores_per_document():
+    from sklearn.decomposition import PCA
+
+    p = planted_problem(n_docs=100, n_families=3, proj_dim=16, seed=1)
+    comps, codes = pca_decomposition(p.X, 5, nonzeros=2, seed=0)
+    assert comps.shape == (5, 16) and (codes.getnnz(axis=1) == 2).all()
+    dense = np.abs(PCA(n_components=5, svd_solver="full").fit(p.X).transform(p.X))
+    kept = np.abs(codes.toarray())
+    for i in range(100):  # the kept entries are the two largest |scores| (signs may be flipped)
+        np.testing.assert_allclose(np.sort(kept[i][kept[i] > 0]), np.sort(dense[i])[-2:], rtol=1e-4)
+
+
+def test_sparsity_row_counts():
+    codes = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0]], dtype=np.float32))
+    row = sparsity_row(0.1, codes, np.array([0.6, 0.2, 0.0]))
+    assert row == {"alpha": 0.1, "median_docs_per_atom": 1.0, "atoms_used": 2, "n_coh_gt_0_5": 1,
+                   "n_coh_gt_0_1": 2}
+    assert mean_nonzeros(codes) == 2  # 4 codes / 3 docs, rounded up
+
+
+def test_atoms_config_overrides_only_what_is_set():
+    base = AtomsConfig(backend="sklearn", n_atoms=50, max_iter=100)
+    cfg = AblationsConfig(backend="torch", max_iter=None).atoms_config(base, alpha=0.01)
+    assert (cfg.backend, cfg.max_iter, cfg.alpha, cfg.n_atoms) == ("torch", 100, 0.01, 50)
+    assert AblationsConfig().atoms_config(base) == base
+
+
+@pytest.mark.parametrize("bad", [{"methods": ["ica"]}, {"alphas": []}, {"backend": "spams"}, {"max_iter": 0}])
+def test_config_errors(bad):
+    with pytest.raises(ValueError, match="ablations\\."):
+        AblationsConfig(**bad)
+
+
+def test_plot_methods_draws_every_method():
+    rows = [{"label": m, "families_recovered": 3, "n_families": 4, "nmi": 0.5, "purity_top50": 0.7}
+            for m in ("a", "b")]
+    fig = plot_methods(rows)
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["a", "b"]
+
+
+def test_notebook_05_ablations_runs_on_smoke(smoke_step, smoke_tree):
+    from gatoms.build import paths
+
+    store = smoke_step("05_ablations")
+    m = store.metrics()
+    assert set(m["sparsity"]) == {"0.01", "0.1", "1.0"}
+    assert m["sparsity"]["1.0"] == {"median_docs_per_atom": 0.0, "n_coh_gt_0_5": 0, "n_coh_gt_0_1": 0}
+    assert set(m["methods"]) == {"no_whitening", "kfac", "ekfac", "kmeans", "pca"}
+    for r in m["methods"].values():
+        assert {"families_recovered", "nmi", "purity_top50"} <= set(r) and 0 <= r["nmi"] <= 1
+    assert (smoke_tree / "figures" / "smoke" / "fig_ablations.png").exists() and store.exists(paths.METHODS)
