@@ -36,6 +36,7 @@ import numpy as np
 from gatoms import __version__
 from gatoms.build import paths
 from gatoms.build.config import to_dict
+from gatoms.build.metrics import StepMetrics
 
 log = logging.getLogger(__name__)
 
@@ -278,11 +279,17 @@ class StepStore:
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
 
-    def write_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Write ``metrics.json`` last, adding ``seconds`` (wall time since :meth:`open`) if absent."""
-        metrics = {"seconds": round(self.elapsed(), 3), **metrics}
-        self.write_json(paths.METRICS, metrics)
-        return metrics
+    def write_metrics(self, metrics: StepMetrics | dict[str, Any]) -> dict[str, Any]:
+        """Write ``metrics.json`` last: the step's metrics (its :class:`~gatoms.build.metrics.StepMetrics`, or
+        a dict), with ``seconds`` (wall time since :meth:`open`) when the step did not set it."""
+        data = metrics.to_json() if isinstance(metrics, StepMetrics) else dict(metrics)
+        if data.get("seconds") is None:
+            data["seconds"] = round(self.elapsed(), 3)
+        data = {"seconds": data.pop("seconds"), **data}
+        self.write_json(paths.METRICS, data)
+        if isinstance(metrics, StepMetrics):
+            metrics.seconds = data["seconds"]
+        return data
 
     def metrics(self) -> dict[str, Any]:
         return self.read_json(paths.METRICS)

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from gatoms.build import paths
+from gatoms.build.metrics import StepMetrics
 from gatoms.data.documents import Document
 from gatoms.lm.encoding import EncodedDoc, collate, encode_documents
 from gatoms.lm.model import ModelConfig, lora_target_modules
@@ -206,6 +208,25 @@ def train_base(model: nn.Module, tokenizer, docs: list[Document], cfg: ModelConf
                   cfg.base_lr, cfg.seed, epoch_order=False)
 
 
+def pretrain_embedded(cfg: ModelConfig, base_docs: list[Document]):
+    """The embedded model from nothing: a BPE tokenizer trained on the base corpus (Gemma's special tokens
+    and chat template), a tiny Gemma-3 from ``cfg``, pre-trained on the corpus. Returns (model, tokenizer,
+    loss per pre-training step)."""
+    from gatoms.lm.model import build_tiny_model
+    from gatoms.lm.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer([t for d in base_docs for t in (d.prompt, d.response)], cfg.vocab_size)
+    model = build_tiny_model(cfg, len(tokenizer))
+    history = train_base(model, tokenizer, base_docs, cfg)
+    return model, tokenizer, history
+
+
+def loss_rows(base_history: list[float], lora_history: list[float]) -> list[dict[str, object]]:
+    """The rows of ``loss.csv``: phase (base / lora), step, loss."""
+    return ([{"phase": "base", "step": k + 1, "loss": f"{v:.6f}"} for k, v in enumerate(base_history)]
+            + [{"phase": "lora", "step": k + 1, "loss": f"{v:.6f}"} for k, v in enumerate(lora_history)])
+
+
 def apply_lora(model: nn.Module, cfg: FinetuneConfig):
     """Wrap ``model`` in a peft LoRA model per ``cfg`` (seeded initialisation; B starts at zero)."""
     from peft import LoraConfig, get_peft_model
@@ -253,3 +274,44 @@ def evaluate_loss(model: nn.Module, tokenizer, docs: list[Document], max_length:
 
 
 # ---- the fine-tuning data ---------------------------------------------------------------------------------
+
+
+# ---- what step 00 records ---------------------------------------------------------------------------
+@dataclass
+class FinetuneMetrics(StepMetrics):
+    """Step 00's ``metrics.json``: the documents, the LoRA, the losses, the held-out check and base rates."""
+
+    step: ClassVar[str] = "00_finetune"
+    n_finetune_docs: int = 0
+    """Fine-tuning documents kept (after excluding those with no response token)."""
+    n_task_families: int = 0
+    """Distinct ``family`` labels among them (0 without labels)."""
+    n_excluded_docs: int = 0
+    trainable_params: int = 0
+    """LoRA parameters (= D, the length of a gradient row)."""
+    n_lora_modules: int = 0
+    base_params: int = 0
+    base_final_loss: float | None = None
+    """Mean response-token loss of the base model on the fine-tuning documents (eval mode)."""
+    lora_final_loss: float | None = None
+    """The same after LoRA fine-tuning."""
+    base_train_final_loss: float | None = None
+    """Mean training loss of the last 20 base pre-training steps (embedded model only)."""
+    lora_train_final_loss: float | None = None
+    heldout: dict[str, float] = field(default_factory=dict)
+    """Family → fraction of held-out prompts answered right (or in the right format)."""
+    heldout_deterministic_mean: float | None = None
+    """Mean of ``heldout`` over arithmetic, factual QA and yes/no."""
+    behavior_base_rates: dict[str, float] = field(default_factory=dict)
+    """Behaviour → rate on its inviting evaluation prompts (fine-tuned model, greedy)."""
+    behavior_control_rates: dict[str, float] = field(default_factory=dict)
+    """Behaviour → rate on its control prompts."""
+    behavior_rates_base_model: dict[str, float] = field(default_factory=dict)
+    """Behaviour → rate on its inviting prompts without the adapter."""
+    n_eval_prompts: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def tail_mean(history: list[float], n: int = 20) -> float | None:
+    """Mean of the last ``n`` training losses (None for an empty history)."""
+    return round(sum(history[-n:]) / len(history[-n:]), 6) if history else None

@@ -72,3 +72,22 @@ def load_eval_prompts(profile: str) -> list[EvalPrompt]:
 def save_documents(path: str | Path, docs: list[Document]) -> None:
     """Write documents (JSONL, atomic); the counterpart of :func:`load_documents`."""
     write_jsonl(path, docs)
+
+
+def base_model_path(profile: str) -> str:
+    """The base model step 00 fine-tuned: its saved folder (embedded model) or the hub name/path."""
+    store = _store(profile)
+    name = store.config["model"]["name_or_path"]
+    return str(store.path(paths.BASE_MODEL)) if name == "embedded" else name
+
+
+def generation_backend(profile: str, name: str, settings, model, tokenizer, layout, max_loras: int):
+    """The steering evaluation's backend: ``transformers`` (the loaded peft model, LoRA weights swapped in
+    place) or ``vllm`` (one engine over the profile's base model serving ``max_loras`` adapters at once)."""
+    from gatoms.lm.backends import make_backend
+
+    if name == "vllm":
+        r = max(m.shape[0] for m in layout if m.kind == "lora_A")
+        return make_backend("vllm", settings, model=base_model_path(profile), tokenizer=tokenizer, max_lora_rank=r,
+                            max_loras=max_loras)
+    return make_backend("transformers", settings, model=model, tokenizer=tokenizer, layout=layout)

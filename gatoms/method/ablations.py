@@ -22,24 +22,30 @@ Every method is scored with the same coherence (raw gradients) and ground-truth 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from gatoms.method.atoms import ACTIVE_THRESHOLD, BACKENDS, docs_per_atom, orient_signs
+from gatoms.build.metrics import StepMetrics
+from gatoms.method.atoms import (ACTIVE_THRESHOLD, BACKENDS, AtomsConfig, Dictionary, docs_per_atom, learn_dictionary,
+                                 orient_signs)
+from gatoms.method.coherence import CoherenceConfig, score_coherence
+from gatoms.method.ekfac import Projection, normalize_rows
 
 log = logging.getLogger(__name__)
 
 METHODS = ("no_whitening", "kfac", "ekfac", "kmeans", "pca")
 """Every method the ablation can compare; ``ekfac`` is the paper's pipeline as we run it."""
-PRECONDITIONING = {
+PRECONDITIONING: dict[str, dict[str, Any]] = {
     "no_whitening": {"eigen_mode": "ekfac", "whiten": False},
     "kfac": {"eigen_mode": "kfac", "whiten": True},
     "ekfac": {"eigen_mode": "ekfac", "whiten": True},
 }
-"""The projection settings (arguments of :func:`gatoms.method.ekfac.project`) of each preconditioning method."""
+"""The projection settings (changes of the recorded :class:`~gatoms.method.ekfac.ProjectionSettings`) of
+each preconditioning method."""
 LABELS = {"no_whitening": "no whitening", "kfac": "KFAC", "ekfac": "EKFAC (ours)",
           "kmeans": "k-means (GradientSpace)", "pca": "PCA components"}
 
@@ -92,8 +98,6 @@ class AblationsConfig:
     def atoms_config(self, atoms_cfg: Any, alpha: float | None = None, n_atoms: int | None = None) -> Any:
         """The dictionary settings of the ablation fits: the atoms section's with this section's
         backend/max_iter overrides (and ``alpha``)."""
-        import dataclasses
-
         changes: dict[str, Any] = {}
         if self.backend is not None:
             changes["backend"] = self.backend
@@ -107,6 +111,8 @@ class AblationsConfig:
             changes["alpha"] = float(alpha)
         if n_atoms is not None:
             changes["n_atoms"] = int(n_atoms)
+        import dataclasses
+
         return dataclasses.replace(atoms_cfg, **changes)
 
 
@@ -193,3 +199,128 @@ def mean_nonzeros(codes: sp.spmatrix) -> int:
 
 
 # ---- the figure -------------------------------------------------------------------------------------
+
+
+# ---- running the ablations --------------------------------------------------------------------------
+class Fits:
+    """Every dictionary the ablations need, each learned once: (α, preconditioning) → (codes, coherence).
+
+    The fit at the atoms section's α on step 02's own projection, with step 03's settings, *is* step 03's
+    dictionary and step 04's coherence: it is reused, not re-learned. Other projections of the same
+    gradients are the recorded projection under changed settings (:data:`PRECONDITIONING`).
+    """
+
+    def __init__(self, cfg: AblationsConfig, X: np.ndarray, proj: Projection, reader: Any, atoms_cfg: AtomsConfig,
+                 coh_cfg: CoherenceConfig, base: Dictionary, base_coherence: np.ndarray):
+        self.cfg, self.X, self.proj, self.reader = cfg, X, proj, reader
+        self.atoms_cfg, self.coh_cfg = atoms_cfg, coh_cfg
+        self.fit_cfg = cfg.atoms_config(atoms_cfg)
+        self.reuse = self.fit_cfg == atoms_cfg
+        self.base, self.base_coherence = base, base_coherence
+        self.cache: dict[tuple[float, str], tuple[sp.csr_matrix, np.ndarray]] = {}
+        self.timings: dict[str, float] = {}
+        """Seconds per fit (recorded in metrics.json, never in the tables: they must repeat exactly)."""
+
+    def coherence_of(self, codes: sp.spmatrix) -> np.ndarray:
+        c = self.coh_cfg
+        return score_coherence(self.reader, codes, c.top_n, c.active_threshold, c.max_bytes)
+
+    def fit(self, alpha: float, method: str = "ekfac") -> tuple[sp.csr_matrix, np.ndarray]:
+        """Codes and coherence of the dictionary at ``alpha`` on X projected as ``method``."""
+        key = (float(alpha), method)
+        if key not in self.cache:
+            changes = PRECONDITIONING[method]
+            s = self.proj.settings
+            same_x = all(getattr(s, k) == v for k, v in changes.items())
+            if same_x and self.reuse and alpha == self.atoms_cfg.alpha:
+                self.cache[key] = (self.base.codes, self.base_coherence)  # exactly 03's and 04's
+            else:
+                Xm = self.X if same_x else normalize_rows(self.proj.with_settings(**changes).project(self.reader),
+                                                          self.reader.doc_ids)
+                codes = learn_dictionary(Xm, self.cfg.atoms_config(self.atoms_cfg, alpha)).codes
+                self.cache[key] = (codes, self.coherence_of(codes))
+        return self.cache[key]
+
+    def timed(self, name: str, fn, *args):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        self.timings[name] = round(time.perf_counter() - t0, 2)
+        return out
+
+
+def sparsity_rows(fits: Fits, paper: dict[float, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Table 1 analogue: one row per α of the sweep, the paper's numbers beside ours."""
+    rows = []
+    for alpha in fits.cfg.alphas:
+        codes, coh = fits.timed(f"alpha={alpha}", fits.fit, alpha)
+        row = sparsity_row(alpha, codes, coh)
+        for k in ("median_docs_per_atom", "n_coh_gt_0_5", "n_coh_gt_0_1"):
+            row[f"paper_{k}"] = paper.get(alpha, {}).get(k, "")
+        rows.append(row)
+    return rows
+
+
+def method_rows(fits: Fits, families: list[str | None]) -> list[dict[str, Any]]:
+    """Preconditioning and baselines, scored against the true families."""
+    cfg = fits.cfg
+    n_comp = cfg.n_components or fits.fit_cfg.n_atoms
+    rows = []
+    for method in cfg.methods:
+        t0 = time.perf_counter()
+        if method in PRECONDITIONING:
+            codes, coh = fits.fit(fits.atoms_cfg.alpha, method)
+        elif method == "kmeans":
+            codes = kmeans_decomposition(fits.X, n_comp, cfg.seed, cfg.kmeans_n_init)[1]
+            coh = fits.coherence_of(codes)
+        else:  # pca
+            codes = pca_decomposition(fits.X, n_comp, cfg.pca_nonzeros or mean_nonzeros(fits.base.codes), cfg.seed)[1]
+            coh = fits.coherence_of(codes)
+        rows.append(method_row(method, codes, coh, families))
+        fits.timings[method] = round(time.perf_counter() - t0, 2)
+    return rows
+
+
+def size_rows(fits: Fits, families: list[str | None]) -> list[dict[str, Any]]:
+    """The dictionary-size sweep, scored against the true families."""
+    rows = []
+    for n_atoms in fits.cfg.atom_counts:
+        t0 = time.perf_counter()
+        if fits.reuse and n_atoms == fits.atoms_cfg.n_atoms:
+            codes, coh = fits.base.codes, fits.base_coherence  # exactly 03's dictionary
+        else:
+            codes = learn_dictionary(fits.X, fits.cfg.atoms_config(fits.atoms_cfg, n_atoms=n_atoms)).codes
+            coh = fits.coherence_of(codes)
+        rows.append(size_row(n_atoms, codes, coh, families))
+        fits.timings[f"n_atoms={n_atoms}"] = round(time.perf_counter() - t0, 2)
+    return rows
+
+
+# ---- what step 05 records ---------------------------------------------------------------------------
+@dataclass
+class AblationsMetrics(StepMetrics):
+    """Step 05's ``metrics.json``."""
+
+    step: ClassVar[str] = "05_ablations"
+    sparsity: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """α → median docs per atom and the coherence counts (Table 1)."""
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Method → its ground-truth metrics and coherence count."""
+    fit_backend: str = "sklearn"
+    dictionary_size: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Number of atoms → ground-truth metrics."""
+    fit_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def summarize(fits: Fits, sparsity: list[dict[str, Any]], methods: list[dict[str, Any]],
+              sizes: list[dict[str, Any]]) -> AblationsMetrics:
+    """Step 05's metrics from its three tables."""
+    return AblationsMetrics(
+        sparsity={str(r["alpha"]): {k: r[k] for k in ("median_docs_per_atom", "n_coh_gt_0_5", "n_coh_gt_0_1")}
+                  for r in sparsity},
+        methods={r["method"]: {k: r[k] for k in ("families_recovered", "nmi", "purity_top50", "mean_best_f1",
+                                                 "families_in_top50", "n_coh_gt_0_1")} for r in methods},
+        fit_backend=fits.fit_cfg.backend,
+        dictionary_size={str(r["n_atoms"]): {k: r[k] for k in ("families_recovered", "nmi", "purity_top50",
+                                                                "mean_best_f1", "median_docs_per_atom")}
+                         for r in sizes},
+        fit_seconds=fits.timings)

@@ -20,13 +20,14 @@ import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from gatoms.build.metrics import StepMetrics
 from gatoms.build.tables import write_table
 from gatoms.data.documents import Document
 from gatoms.method.atoms import ACTIVE_THRESHOLD
@@ -315,3 +316,43 @@ def read_atom_table(path: Path, doc_ids: Sequence[str] | None = None) -> list[At
 def _active_counts(codes: sp.spmatrix | np.ndarray, threshold: float) -> np.ndarray:
     c = sp.csr_matrix(codes)
     return np.bincount(c.indices[np.abs(c.data) > threshold], minlength=c.shape[1])
+
+
+# ---- what step 04 records ---------------------------------------------------------------------------
+@dataclass
+class CoherenceMetrics(StepMetrics):
+    """Step 04's ``metrics.json``: the paper's coherence counts, the top of the atom table, and — where
+    documents carry family labels — the ground-truth discovery metrics."""
+
+    step: ClassVar[str] = "04_coherence"
+    n_coh_gt_0_5: int = 0
+    """Atoms with coherence > 0.5 (the paper: 5 of 500)."""
+    n_coh_gt_0_1: int = 0
+    """Atoms with coherence > 0.1 (the paper: 43)."""
+    top_atoms: list[dict[str, Any]] = field(default_factory=list)
+    """The first ``n_table`` rows of the atom table: atom, coherence, active_docs, description."""
+    families_recovered: int | None = None
+    """Families whose best single atom has F1 ≥ 0.5 (None without labels)."""
+    n_families: int = 0
+    nmi: float | None = None
+    purity_top50: float | None = None
+    mean_best_f1: float | None = None
+    families_in_top50: int | None = None
+
+
+def summarize(coherence: np.ndarray, table: Sequence[AtomRow], n_table: int,
+              discovery: dict[str, Any] | None = None) -> CoherenceMetrics:
+    """Step 04's metrics; ``discovery`` is :func:`gatoms.method.discovery.discovery_metrics` (None
+    without labels)."""
+    gt = discovery or {}
+
+    def r4(x: Any) -> float | None:
+        return None if x is None else round(float(x), 4)
+
+    return CoherenceMetrics(
+        n_coh_gt_0_5=int((coherence > 0.5).sum()), n_coh_gt_0_1=int((coherence > 0.1).sum()),
+        top_atoms=[{"atom": r.atom, "coherence": r.coherence, "active_docs": r.active_docs,
+                    "description": r.description} for r in table[:n_table]],
+        families_recovered=gt.get("families_recovered"), n_families=gt.get("n_families", 0),
+        nmi=r4(gt.get("nmi")), purity_top50=r4(gt.get("purity_top50")), mean_best_f1=r4(gt.get("mean_best_f1")),
+        families_in_top50=gt.get("families_in_top50"))

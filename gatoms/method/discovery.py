@@ -178,3 +178,16 @@ def planted_problem(n_docs: int = 600, n_families: int = 6, dim: int = 256, proj
     X = Z / np.linalg.norm(Z, axis=1, keepdims=True)
     return Planted(grads=grads.astype(np.float32), X=X.astype(np.float32),
                    families=[f"family_{int(i)}" for i in y], directions=dirs.astype(np.float32))
+
+
+def family_rows(discovery: dict[str, Any], coherence: np.ndarray, table: Sequence[Any]) -> list[dict[str, Any]]:
+    """The per-family table of :func:`discovery_metrics` with each best atom's coherence and rank."""
+    rank = {r.atom: r.rank for r in table}
+    rows = []
+    for m in discovery["per_family"]:
+        row = {**m, "coherence": round(float(coherence[m["atom"]]), 4) if m["atom"] >= 0 else 0.0,
+               "rank": rank.get(m["atom"], "")}
+        for k in ("precision", "recall", "f1"):
+            row[k] = round(row[k], 3)
+        rows.append(row)
+    return rows

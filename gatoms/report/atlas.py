@@ -23,6 +23,7 @@ from typing import Any
 from gatoms.build import paths
 from gatoms.build.store import ArtifactError, StepStore, write_text
 from gatoms.method.gradients.storage import load_rows
+from gatoms.method.steering.evaluation import SteeringMetrics
 from gatoms.report.paper import BEHAVIOR_NAMES
 from gatoms.report.results import Results, load_results
 
@@ -42,13 +43,13 @@ def read_documents(profile: str) -> dict[int, dict[str, Any]]:
             for n, d in enumerate(load_rows(profile))}
 
 
-def steering_curves(profile: str, metrics: dict[str, Any] | None) -> dict[int, list[dict[str, Any]]]:
+def steering_curves(profile: str, metrics: SteeringMetrics | None) -> dict[int, list[dict[str, Any]]]:
     """Atom → its measured steering curves: [{behavior, name, points: [{alpha, rate, lo, hi, k, n}]}].
 
     From ``06_steering/generations.jsonl`` (one record per response: behavior, kind, alpha, prompt_kind,
     detected), rates on the inviting prompts for the behaviour's atom; α = 0 is the clean adapter.
     """
-    if not metrics or not metrics.get("behaviors"):
+    if not metrics or not metrics.behaviors:
         return {}
     gen = StepStore(profile, "06_steering").path(paths.GENERATIONS)
     if not gen.exists():
@@ -59,9 +60,7 @@ def steering_curves(profile: str, metrics: dict[str, Any] | None) -> dict[int, l
         records = [json.loads(line) for line in f if line.strip()]
     table = rates(records)
     out: dict[int, list[dict[str, Any]]] = {}
-    for behavior, info in metrics["behaviors"].items():
-        if not isinstance(info, dict) or info.get("atom") is None:
-            continue
+    for behavior, info in metrics.behaviors.items():
         c = curve(table, behavior, "atom", "inviting")
         if not c:
             continue
@@ -85,38 +84,29 @@ def atlas_data(res: Results) -> dict[str, Any]:
     used: dict[int, dict[str, Any]] = {}
     atoms = []
     for row in res.atom_table:
-        unknown = [i for i in row.get("top_doc_ids") or [] if i not in row_of]
+        unknown = [i for i in row.top_doc_ids if i not in row_of]
         if unknown:
-            raise ArtifactError(f"atom {row.get('atom')} lists documents {unknown[:3]} that are not rows of the "
+            raise ArtifactError(f"atom {row.atom} lists documents {unknown[:3]} that are not rows of the "
                                 f"gradients of profile {res.profile!r}; rebuild with `make coherence FORCE=1`")
-        top = [row_of[i] for i in row.get("top_doc_ids") or []]
+        top = [row_of[i] for i in row.top_doc_ids]
         for i in top:
             used[i] = {**docs[i], "prompt": clip(docs[i]["prompt"]), "response": clip(docs[i]["response"])}
         atoms.append({
-            "rank": row.get("rank"),
-            "atom": row.get("atom"),
-            "coherence": row.get("coherence"),
-            "active_docs": row.get("active_docs"),
-            "description": row.get("description") or "",
-            "family": row.get("family"),
-            "family_share": row.get("family_share"),
-            "keywords": row.get("words") or "",
-            "top_fmt": row.get("top_fmt"),
-            "top_fmt_share": row.get("top_fmt_share"),
-            "docs": top,
-            "steering": curves.get(int(row["atom"]), []) if row.get("atom") is not None else [],
+            "rank": row.rank, "atom": row.atom, "coherence": row.coherence, "active_docs": row.active_docs,
+            "description": row.description, "family": row.family, "family_share": row.family_share,
+            "keywords": row.words, "top_fmt": row.top_fmt, "top_fmt_share": row.top_fmt_share, "docs": top,
+            "steering": curves.get(row.atom, []),
         })
     families = sorted({d["family"] for d in docs.values() if d.get("family")})
-    m03 = res.metrics.get("03_atoms") or {}
-    m04 = res.metrics.get("04_coherence") or {}
+    m03, m04 = res.metrics.get("03_atoms"), res.metrics.get("04_coherence")
     summary = {
         "n_atoms": len(atoms),
         "n_docs": len(docs),
-        "alpha": m03.get("alpha"),
-        "n_coh_gt_0_5": m04.get("n_coh_gt_0_5"),
-        "n_coh_gt_0_1": m04.get("n_coh_gt_0_1"),
-        "families_recovered": m04.get("families_recovered"),
-        "n_families": m04.get("n_families"),
+        "alpha": m03.alpha if m03 else None,
+        "n_coh_gt_0_5": m04.n_coh_gt_0_5 if m04 else None,
+        "n_coh_gt_0_1": m04.n_coh_gt_0_1 if m04 else None,
+        "families_recovered": m04.families_recovered if m04 else None,
+        "n_families": m04.n_families if m04 else None,
         "steered": sorted(b for a in atoms for b in (c["behavior"] for c in a["steering"])),
     }
     return {

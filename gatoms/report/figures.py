@@ -175,3 +175,88 @@ def plot_methods(rows: list[dict[str, Any]]):
     ax.set_title("Ground-truth discovery: preconditioning and baselines")
     fig.tight_layout()
     return fig
+
+
+# ---- the figures of steps 00–02 -------------------------------------------------------------------------
+def _moving_mean(values: list[float], width: int = 20) -> list[float]:
+    return [sum(values[max(0, k - width + 1):k + 1]) / len(values[max(0, k - width + 1):k + 1])
+            for k in range(len(values))]
+
+
+def finetune_loss_figure(base_history: list[float], lora_history: list[float], base_final_loss: float,
+                         lora_final_loss: float) -> plt.Figure:
+    """Step 00: the loss of every training step (base pre-training if any, LoRA fine-tuning) with its moving
+    mean, and the eval-mode loss of the base and fine-tuned models on the fine-tuning documents."""
+    panels = [(name, h) for name, h in (("base pre-training", base_history), ("LoRA fine-tuning", lora_history)) if h]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.2), squeeze=False)
+    for ax, (name, h) in zip(axes[0], panels):
+        ax.plot(range(1, len(h) + 1), h, color="0.8", lw=0.8, label="per step")
+        ax.plot(range(1, len(h) + 1), _moving_mean(h), color="C0", label="moving mean (20)")
+        if name.startswith("LoRA"):
+            ax.axhline(base_final_loss, color="C3", ls="--", lw=1, label=f"base model {base_final_loss:.3f}")
+            ax.axhline(lora_final_loss, color="C2", ls="--", lw=1, label=f"fine-tuned {lora_final_loss:.3f}")
+        ax.set(title=name, xlabel="step", ylabel="response-token loss", yscale="log")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def grad_norms_figure(n_response_tokens: np.ndarray, norms: np.ndarray, title: str) -> plt.Figure:
+    """Step 01: each document's raw gradient norm against its number of response tokens."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.scatter(n_response_tokens, norms, s=4, alpha=0.4)
+    ax.set(xscale="log", yscale="log", xlabel="response tokens", ylabel="‖g_n‖ (raw LoRA gradient)", title=title)
+    fig.tight_layout()
+    return fig
+
+
+def _module_kind(name: str, kind: str) -> str:
+    return name.split(".")[-3] + "." + kind  # e.g. q_proj.lora_A
+
+
+def spectra_figure(eigenvalues: dict[str, dict[str, Any]], layout: Any, k: int, title: str) -> plt.Figure:
+    """Step 02: every module's eigenvalues (EKFAC and KFAC, one panel each) divided by its largest, with the
+    cut at k; ``eigenvalues`` is mode → module name → (o, i) tensor."""
+    kinds = sorted({_module_kind(m.name, m.kind) for m in layout})
+    colors = dict(zip(kinds, plt.cm.tab10.colors))
+    fig, axes = plt.subplots(1, len(eigenvalues), figsize=(5 * len(eigenvalues), 3.8), sharey=True, squeeze=False)
+    for ax, (mode, eig) in zip(axes[0], eigenvalues.items()):
+        for m in layout:
+            e = np.sort(np.asarray(eig[m.name]).ravel())[::-1]
+            ax.plot(np.arange(1, e.size + 1), e / e[0], color=colors[_module_kind(m.name, m.kind)], alpha=0.5, lw=0.8)
+        ax.axvline(k, color="k", ls=":", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel="direction rank in its module",
+               title=f"{mode.upper()} eigenvalues (÷ the module's largest)")
+    axes[0][0].set_ylabel("eigenvalue / top eigenvalue")
+    axes[0][-1].legend(handles=[plt.Line2D([], [], color=colors[c], label=c) for c in kinds], fontsize=8,
+                       loc="lower left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def energy_figure(ks: list[int], curves: dict[str, np.ndarray], k: int, title: str) -> plt.Figure:
+    """Step 02: the fraction of ‖g‖² kept by the top-k directions per module, against k (mean and the
+    10–90% band over documents), for each mode's choice of directions."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for mode, kept in curves.items():
+        ax.plot(ks, kept.mean(0), marker="o", ms=3, label=f"top-k by {mode.upper()} (mean; band 10–90%)")
+        ax.fill_between(ks, *np.percentile(kept, [10, 90], axis=0), alpha=0.15)
+    ax.axvline(k, color="k", ls=":", lw=1)
+    ax.set(xscale="log", ylim=(0, 1), xlabel="k (directions kept per module)", ylabel="fraction of ‖g‖² kept",
+           title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def whitening_figure(second_moments: dict[str, np.ndarray], title: str) -> plt.Figure:
+    """Step 02: each coordinate's share of the projected energy, sorted, raw against whitened."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, s in second_moments.items():
+        s = np.sort(s)[::-1]
+        ax.plot(np.arange(1, s.size + 1), s / s.sum(), label=label)
+    ax.set(xscale="log", yscale="log", xlabel="coordinate of z (sorted)", ylabel="share of Σ_n ‖z_n‖²", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

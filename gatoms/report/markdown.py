@@ -26,19 +26,10 @@ from typing import Any
 
 from gatoms.build import paths
 from gatoms.build.store import write_text
-from gatoms.build.tables import _cell
 from gatoms.build.tables import markdown_table as md_table
 from gatoms.data.behaviors import BEHAVIORS
-from gatoms.report.paper import (
-    BEHAVIOR_NAMES,
-    LOST,
-    PAPER_SETUP,
-    PAPER_TABLE1,
-    PAPER_TABLE2,
-    PAPER_TABLE3,
-    PAPER_TABLE3_TOTAL,
-    PAPER_TABLE4,
-)
+from gatoms.report.paper import (BEHAVIOR_NAMES, LOST, PAPER_SETUP, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
+                                 PAPER_TABLE3_TOTAL, PAPER_TABLE4)
 from gatoms.report.results import Results, load_results, load_snapshot, snapshot_file
 
 log = logging.getLogger(__name__)
@@ -106,33 +97,37 @@ def not_run(res: Results, step: str) -> str:
 
 # ---- sections -----------------------------------------------------------------------------------------
 def section_setup(res: Results) -> str:
-    m00, m01, m02, m03 = (res.metrics[s] or {} for s in ("00_finetune", "01_extract", "02_ekfac", "03_atoms"))
+    m00, m01, m02, m03 = (res.metrics[s] for s in ("00_finetune", "01_extract", "02_ekfac", "03_atoms"))
     coh = res.configs.get("04_coherence") or {}
+
+    def of(m: Any, key: str) -> Any:
+        return getattr(m, key) if m is not None else None
+
     rows = [
         ["Model", PAPER_SETUP["model"], _model_name(res)],
-        ["Fine-tuning documents", num(PAPER_SETUP["n_finetune_docs"]), num(m00.get("n_finetune_docs"))],
-        ["Task families (labels)", "unlabelled", num(m00.get("n_task_families"))],
-        ["Trainable LoRA parameters D", num(PAPER_SETUP["trainable_params"]), num(m00.get("trainable_params"))],
-        ["LoRA modules M", num(PAPER_SETUP["n_lora_modules"]), num(m00.get("n_lora_modules") or m01.get("n_modules"))],
-        ["Documents with gradients N", num(PAPER_SETUP["n_finetune_docs"]), num(m01.get("n_docs"))],
-        ["Eigen-directions per module k", num(PAPER_SETUP["k"]), num(m02.get("k"))],
-        ["Projected dimension M·k", num(PAPER_SETUP["projected_dim"]), num(m02.get("projected_dim"))],
-        ["Atoms", num(PAPER_SETUP["n_atoms"]), num(m03.get("n_atoms"))],
-        ["Sparsity α", num(PAPER_SETUP["alpha"], 2), num(m03.get("alpha"), 2) if m03.get("alpha") is not None else "—"],
+        ["Fine-tuning documents", num(PAPER_SETUP["n_finetune_docs"]), num(of(m00, "n_finetune_docs"))],
+        ["Task families (labels)", "unlabelled", num(of(m00, "n_task_families"))],
+        ["Trainable LoRA parameters D", num(PAPER_SETUP["trainable_params"]), num(of(m00, "trainable_params"))],
+        ["LoRA modules M", num(PAPER_SETUP["n_lora_modules"]), num(of(m00, "n_lora_modules") or of(m01, "n_modules"))],
+        ["Documents with gradients N", num(PAPER_SETUP["n_finetune_docs"]), num(of(m01, "n_docs"))],
+        ["Eigen-directions per module k", num(PAPER_SETUP["k"]), num(of(m02, "k"))],
+        ["Projected dimension M·k", num(PAPER_SETUP["projected_dim"]), num(of(m02, "projected_dim"))],
+        ["Atoms", num(PAPER_SETUP["n_atoms"]), num(of(m03, "n_atoms"))],
+        ["Sparsity α", num(PAPER_SETUP["alpha"], 2), num(m03.alpha, 2) if m03 else "—"],
         ["Top documents for coherence", num(PAPER_SETUP["top_docs"]), num(coh.get("top_n"))],
     ]
     text = md_table(["", "Paper", "Ours"], rows, "lrr")
     details = []
     if m00:
-        details.append(f"fine-tuning loss (response tokens) {num(m00.get('base_final_loss'))} before LoRA → "
-                       f"{num(m00.get('lora_final_loss'))} after")
+        details.append(f"fine-tuning loss (response tokens) {num(m00.base_final_loss)} before LoRA → "
+                       f"{num(m00.lora_final_loss)} after")
     if m01:
-        details.append(f"gradients in {m01.get('dtype', '—')}, {num(m01.get('docs_per_second'), 1)} documents/s")
+        details.append(f"gradients in {m01.dtype}, {num(m01.docs_per_second, 1)} documents/s")
     if m02:
-        details.append(f"eigenvalues: {m02.get('eigen_mode', '—')}, Fisher: {m02.get('fisher', '—')}, "
-                       f"energy kept by the top-k: {num(m02.get('energy_kept'))}")
+        details.append(f"eigenvalues: {m02.eigen_mode}, Fisher: {m02.fisher}, "
+                       f"energy kept by the top-k: {num(m02.energy_kept)}")
     if m03:
-        details.append(f"dictionary backend `{m03.get('backend', '—')}`, objective {num(m03.get('objective'), 4)}")
+        details.append(f"dictionary backend `{m03.backend}`, objective {num(m03.objective, 4)}")
     if details:
         text += "\n\n" + "; ".join(details) + "."
     return text
@@ -153,11 +148,8 @@ def _model_name(res: Results) -> str:
 
 
 def section_table1(res: Results) -> str:
-    m05 = res.metrics["05_ablations"]
-    ours: dict[float, dict[str, Any]] = {}
-    if m05 and isinstance(m05.get("sparsity"), dict):
-        ours = {float(a): v for a, v in m05["sparsity"].items()}
-    n_atoms = (res.metrics["03_atoms"] or {}).get("n_atoms")
+    m05, m04, m03 = res.metrics["05_ablations"], res.metrics["04_coherence"], res.metrics["03_atoms"]
+    ours = {float(a): v for a, v in m05.sparsity.items()} if m05 else {}
     rows = []
     for alpha in sorted(set(PAPER_TABLE1) | set(ours)):
         p = PAPER_TABLE1.get(alpha, {})
@@ -172,22 +164,20 @@ def section_table1(res: Results) -> str:
               "coh > 0.1 (paper)", "(ours)"]
     text = md_table(header, rows)
     text += (f"\n\nCounts of atoms out of {num(PAPER_SETUP['n_atoms'])} (paper) and "
-             f"{num(n_atoms)} (ours). \"lost\": the paper's text extraction dropped the number.")
+             f"{num(m03.n_atoms if m03 else None)} (ours); the paper gives its medians approximately (~).")
     if not m05:
         text += "\n\n" + not_run(res, "05_ablations")
-    m04 = res.metrics["04_coherence"]
-    m03 = res.metrics["03_atoms"]
     if m04 and m03:
-        text += (f"\n\nMain run (α = {num(m03.get('alpha'), 2)}, `04_coherence`): "
-                 f"{num(m04.get('n_coh_gt_0_5'))} atoms with coherence > 0.5 and "
-                 f"{num(m04.get('n_coh_gt_0_1'))} with > 0.1; median "
-                 f"{num(m03.get('median_docs_per_atom'), 1)} active documents per atom.")
+        text += (f"\n\nMain run (α = {num(m03.alpha, 2)}, `04_coherence`): "
+                 f"{num(m04.n_coh_gt_0_5)} atoms with coherence > 0.5 and "
+                 f"{num(m04.n_coh_gt_0_1)} with > 0.1; median "
+                 f"{num(m03.median_docs_per_atom, 1)} active documents per atom.")
     return text
 
 
 def section_table2(res: Results) -> str:
     m06 = res.metrics["06_steering"]
-    behaviors = (m06 or {}).get("behaviors") or {}
+    behaviors = m06.behaviors if m06 else {}
     paper_rows = []
     our_rows = []
     for b in BEHAVIORS:
@@ -200,8 +190,7 @@ def section_table2(res: Results) -> str:
             our_rows.append([BEHAVIOR_NAMES[b], "not measured"] + ["—"] * 8)
             continue
         our_rows.append([
-            BEHAVIOR_NAMES[b], f"#{o.get('atom')}" if o.get("atom") is not None else "—", num(o.get("coherence")),
-            pct(o.get("base")),
+            BEHAVIOR_NAMES[b], f"#{o['atom']}", num(o.get("coherence")), pct(o.get("base")),
             f"{pct(o.get('best_toward'))} (α={num(o.get('best_toward_alpha'), 1)})",
             pp(o.get("best_toward"), o.get("base")),
             f"{pct(o.get('best_away'))} (α={num(o.get('best_away_alpha'), 1)})",
@@ -220,8 +209,8 @@ def section_table2(res: Results) -> str:
         return text + "*`06_steering` recorded no behaviours.*"
     text += md_table(header + ["Random dir. max shift", "Beats random"], our_rows)
     text += ("\n\n\"Random dir. max shift\": the largest change any random direction with the same per-module "
-             "norm produced — an atom that moves its behaviour by more than this is doing something a "
-             "perturbation of that size alone does not.")
+             "norm produced at the α of the controls — an atom that moves its behaviour by more than this is doing "
+             "something a perturbation of that size alone does not.")
     combined = table2_combined(res.profile)
     if combined:
         text += "\n\n**Ours, counted as the paper counted** (all 100 prompts: inviting and controls together; " \
@@ -229,20 +218,17 @@ def section_table2(res: Results) -> str:
     pre_rows = [[BEHAVIOR_NAMES[b], pct(behaviors[b].get("base")),
                  f"{pct(p.get('best_toward'))} (α={num(p.get('best_toward_alpha'), 1)})",
                  f"{pct(p.get('best_away'))} (α={num(p.get('best_away_alpha'), 1)})"]
-                for b in BEHAVIORS if isinstance(behaviors.get(b), dict)
-                for p in [behaviors[b].get("preconditioned")] if isinstance(p, dict)]
+                for b in BEHAVIORS if b in behaviors for p in [behaviors[b].get("preconditioned")] if p]
     if pre_rows:
         text += ("\n\nControl: the *preconditioned* unprojection (÷ sqrt(eig + ε) instead of ×, rescaled to the "
                  "same norm), inviting prompts:\n\n" + md_table(["Behaviour", "Base", "Best toward", "Best away"],
                                                                  pre_rows))
-    comp = m06.get("composition")
-    if comp:
-        text += "\n\n" + section_composition(comp)
-    goals = m06.get("goals")
-    if isinstance(goals, dict) and goals:
-        met = sum(bool(v) for v in goals.values())
-        text += (f"\n\nGoals the project set for steering (recorded by `06_steering`): {met} of {len(goals)} met.\n\n"
-                 + md_table(["Goal", "Met"], [[g, "yes" if v else "no"] for g, v in goals.items()], "ll"))
+    if m06.composition:
+        text += "\n\n" + section_composition(m06.composition)
+    if m06.goals:
+        met = sum(bool(v) for v in m06.goals.values())
+        text += (f"\n\nGoals the project set for steering (recorded by `06_steering`): {met} of {len(m06.goals)} "
+                 "met.\n\n" + md_table(["Goal", "Met"], [[g, "yes" if v else "no"] for g, v in m06.goals.items()], "ll"))
     return text
 
 
@@ -257,81 +243,37 @@ def table2_combined(profile: str) -> str | None:
         return None
 
     def rate(r: dict[str, str], key: str) -> str:
-        try:
-            return f"{pct(float(r[key]))} [{pct(float(r[key + '_lo']))}, {pct(float(r[key + '_hi']))}]"
-        except (KeyError, TypeError, ValueError):
-            return "—"
-
-    def delta(r: dict[str, str], key: str) -> str:
-        try:
-            return pp(float(r[key]), float(r["base"]))
-        except (KeyError, TypeError, ValueError):
-            return "—"
+        return f"{pct(float(r[key]))} [{pct(float(r[key + '_lo']))}, {pct(float(r[key + '_hi']))}]"
 
     order = {b: i for i, b in enumerate(BEHAVIORS)}
     out = []
-    for r in sorted(rows, key=lambda r: order.get(r.get("behavior", ""), len(order))):
-        b = r.get("behavior", "")
-        out.append([BEHAVIOR_NAMES.get(b, b), f"#{r.get('atom')}", r.get("n") or "—", rate(r, "base"),
-                    f"{rate(r, 'toward')} (α={r.get('toward_alpha') or '—'})", delta(r, "toward"),
-                    f"{rate(r, 'away')} (α={r.get('away_alpha') or '—'})", delta(r, "away")])
+    for r in sorted(rows, key=lambda r: order.get(r["behavior"], len(order))):
+        b = r["behavior"]
+        out.append([BEHAVIOR_NAMES.get(b, b), f"#{r['atom']}", r["n"], rate(r, "base"),
+                    f"{rate(r, 'toward')} (α={r['toward_alpha']})", pp(float(r["toward"]), float(r["base"])),
+                    f"{rate(r, 'away')} (α={r['away_alpha']})", pp(float(r["away"]), float(r["base"]))])
     return md_table(["Behaviour", "Atom", "n", "Base", "Best toward", "Δ", "Best away", "Δ"], out)
 
 
 def _shift(v: Any) -> str:
-    """The random-direction control: one largest |shift|, or {max_rise, max_fall, max_abs}."""
+    """The random-direction control's largest |shift| (a fraction; NaN or None: not run)."""
     if v is None:
         return "—"
-    if isinstance(v, dict):
-        if v.get("max_rise") is not None and v.get("max_fall") is not None:
-            return f"+{100 * float(v['max_rise']):.0f}pp / −{100 * float(v['max_fall']):.0f}pp"
-        v = v.get("max_abs")
-        if v is None:
-            return "—"
     x = float(v)
     return "—" if not math.isfinite(x) else f"{100 * x:.0f}pp"
 
 
-def section_composition(comp: Any) -> str:
-    """The composition control (two atoms at once), rendered from whatever structure 06 recorded."""
-    if isinstance(comp, dict) and comp and all(isinstance(v, dict) and "combined" in v for v in comp.values()):
-        rows = []
-        for b, v in comp.items():
-            ci = v.get("combined_ci")
-            ci_text = f" [{pct(ci[0])}, {pct(ci[1])}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else ""
-            rows.append([BEHAVIOR_NAMES.get(b, b), v.get("direction", "—"), num(v.get("alpha"), 1),
-                         pct(v.get("base")), pct(v.get("alone")), pct(v.get("combined")) + ci_text])
-        return ("Composition — the atoms applied at once, each at its own best α; rates on each behaviour's "
-                "inviting prompts:\n\n" + md_table(["Behaviour", "Direction", "α", "Base", "That atom alone",
-                                                    "Both atoms together"], rows))
-    if isinstance(comp, dict):
-        flat = _flatten(comp)
-        rows = [[k, _fmt_value(k, v)] for k, v in flat]
-        return "Composition (two atoms applied at once):\n\n" + md_table(["", "value"], rows, "lr")
-    if isinstance(comp, list) and comp and all(isinstance(r, dict) for r in comp):
-        keys = list(dict.fromkeys(k for r in comp for k in r))
-        rows = [[_fmt_value(k, r.get(k)) for k in keys] for r in comp]
-        return "Composition (two atoms applied at once):\n\n" + md_table(keys, rows, "l" * len(keys))
-    return f"Composition: {comp}"
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out += _flatten(v, key + " · ")
-        else:
-            out.append((key, v))
-    return out
-
-
-def _fmt_value(key: str, v: Any) -> str:
-    if isinstance(v, float):
-        return num(v)
-    if isinstance(v, list):
-        return ", ".join(_fmt_value(key, x) for x in v)
-    return _cell(v)
+def section_composition(comp: dict[str, dict[str, Any]]) -> str:
+    """The composition control (atoms applied at once): each behaviour alone and together."""
+    rows = []
+    for b, v in comp.items():
+        ci = v.get("combined_ci")
+        ci_text = f" [{pct(ci[0])}, {pct(ci[1])}]" if ci else ""
+        rows.append([BEHAVIOR_NAMES.get(b, b), v["direction"], num(v["alpha"], 1), pct(v["base"]), pct(v["alone"]),
+                     pct(v["combined"]) + ci_text])
+    return ("Composition — the atoms applied at once, each at its own best α; rates on each behaviour's "
+            "inviting prompts:\n\n" + md_table(["Behaviour", "Direction", "α", "Base", "That atom alone",
+                                                "Both atoms together"], rows))
 
 
 def section_table3(res: Results) -> str:
@@ -342,18 +284,18 @@ def section_table3(res: Results) -> str:
         m = res.metrics[step]
         r = res.runs[step] or {}
         if m:
-            total_metrics += float(m.get("seconds") or 0)
+            total_metrics += float(m.seconds or 0)
         if r.get("seconds") is not None:
             total_wall += float(r["seconds"])
         rows.append([
             f"`{step}`", p.get("task", "— (not timed)"), p.get("resources", "—"), p.get("time", "—"),
-            seconds(m.get("seconds")) if m else f"{NOT_RUN}: `make {paths.make_target(step)} PROFILE={res.profile}`",
+            seconds(m.seconds) if m else f"{NOT_RUN}: `make {paths.make_target(step)} PROFILE={res.profile}`",
             seconds(r.get("seconds")) if r else "—",
             mib(r.get("peak_rss_mib")) if r else "—",
             mib(r.get("peak_gpu_mib")) if r.get("peak_gpu_mib") else "—",
         ])
-    rows.append(["**total**", "", "", PAPER_TABLE3_TOTAL, seconds(total_metrics), seconds(total_wall) if total_wall else "—",
-                 "", ""])
+    rows.append(["**total**", "", "", PAPER_TABLE3_TOTAL, seconds(total_metrics),
+                 seconds(total_wall) if total_wall else "—", "", ""])
     header = ["Step", "Paper: task", "Paper: resources", "Paper: time", "Ours: compute",
               "Ours: wall (with kernel start)", "Ours: peak RAM", "Ours: peak GPU memory"]
     text = md_table(header, rows, "llllrrrr")
@@ -363,8 +305,8 @@ def section_table3(res: Results) -> str:
     text += ("\n\n\"compute\": the step's own `seconds` in its `metrics.json` (from opening its artifacts to "
              "writing its metrics); \"wall\" and peak memory: the runner's record of the whole notebook "
              "(`artifacts/<profile>/notebooks/<step>.run.json`; peak resident memory of the notebook's "
-             "kernel, from `getrusage`). The paper ran extraction on a GPU and the rest on CPU with the "
-             "memory it lists; its other times were lost in text extraction.")
+             "kernel, from `getrusage`). The paper extracted gradients on 8 A100 GPUs and ran the other "
+             "steps on a CPU with the memory it lists; it did not time fine-tuning, the ablations or steering.")
     return text
 
 
@@ -380,54 +322,45 @@ def section_table4(res: Results, top: int = 10) -> str:
     text += md_table(["Rank", "Atom", "Coherence", "Active docs", "Description"], paper_rows, "rrrrl")
     text += "\n\n**Ours** (descriptions generated: majority task family of the top-20 documents and its share, " \
             "else distinctive words):\n\n"
-    if res.atom_table:
-        ranked = sorted(res.atom_table, key=lambda r: (r.get("rank") is None, r.get("rank") or 0,
-                                                       -(r.get("coherence") or 0)))
-        rows = [[r.get("rank"), f"#{r.get('atom')}", num(r.get("coherence")), num(r.get("active_docs")),
-                 r.get("description") or "—"] for r in ranked[:top]]
-    elif res.metrics["04_coherence"] and res.metrics["04_coherence"].get("top_atoms"):
-        rows = [[i + 1, f"#{r.get('atom')}", num(r.get("coherence")), num(r.get("active_docs")),
-                 r.get("description") or "—"] for i, r in enumerate(res.metrics["04_coherence"]["top_atoms"][:top])]
-    else:
+    if not res.atom_table:
         return text + not_run(res, "04_coherence")
+    rows = [[r.rank, f"#{r.atom}", num(r.coherence), num(r.active_docs), r.description or "—"]
+            for r in sorted(res.atom_table, key=lambda r: r.rank)[:top]]
     text += md_table(["Rank", "Atom", "Coherence", "Active docs", "Description"], rows, "rrrrl")
     text += "\n\nEvery atom, with its top documents: [the atom atlas](atlas.html) (open it from disk)."
     return text
 
 
 def section_discovery(res: Results) -> str:
-    m04 = res.metrics["04_coherence"]
+    m04, m05 = res.metrics["04_coherence"], res.metrics["05_ablations"]
     if not m04:
         return not_run(res, "04_coherence")
     text = ("The paper had no labels, so it could not say whether atoms recover the task families; the "
             "synthetic world has them. A family is *recovered* when some atom's active documents match it "
             "with F1 ≥ 0.5; *NMI* compares each document's strongest atom with its family; *purity* is the "
             "mean majority-family share of the top-20 documents of the top-50 atoms.\n\n")
-    rows = [["Gradient atoms (EKFAC, ours)", _recovered(m04), num(m04.get("nmi")), num(m04.get("purity_top50"))]]
-    m05 = res.metrics["05_ablations"]
-    if m05 and isinstance(m05.get("methods"), dict):
-        for method, v in m05["methods"].items():
-            rows.append([f"`{method}` (05_ablations)", _recovered(v, m04.get("n_families")),
-                         num(v.get("nmi")), num(v.get("purity_top50"))])
+    rows = [["Gradient atoms (EKFAC, ours)", _recovered(m04.families_recovered, m04.n_families), num(m04.nmi),
+             num(m04.purity_top50)]]
+    for method, v in (m05.methods if m05 else {}).items():
+        rows.append([f"`{method}` (05_ablations)", _recovered(v.get("families_recovered"), m04.n_families),
+                     num(v.get("nmi")), num(v.get("purity_top50"))])
     text += md_table(["Method", "Families recovered", "NMI", "Purity (top 50)"], rows, "lrrr")
-    sizes = (m05 or {}).get("dictionary_size") or {}
+    sizes = m05.dictionary_size if m05 else {}
     if sizes:
         text += ("\n\nDictionary size (same α and X; `ablations.atom_counts`): with many atoms each family "
                  "splits into several precise sub-atoms, so no single atom recalls a whole family.\n\n")
         text += md_table(["Atoms", "Families recovered", "NMI", "Purity (top 50)", "Mean best F1",
                           "Median docs / atom"],
-                         [[k, _recovered(v, m04.get("n_families")), num(v.get("nmi")), num(v.get("purity_top50")),
-                           num(v.get("mean_best_f1")), num(v.get("median_docs_per_atom"), 0)]
-                          for k, v in sizes.items()], "rrrrrr")
+                         [[k, _recovered(v.get("families_recovered"), m04.n_families), num(v.get("nmi")),
+                           num(v.get("purity_top50")), num(v.get("mean_best_f1")),
+                           num(v.get("median_docs_per_atom"), 0)] for k, v in sizes.items()], "rrrrrr")
     text += "\n\nPaper: — (no ground truth)."
     if not m05:
         text += "\n\nAblations and baselines: " + not_run(res, "05_ablations")
     return text
 
 
-def _recovered(m: dict[str, Any], n_families: Any = None) -> str:
-    n = m.get("n_families", n_families)
-    got = m.get("families_recovered")
+def _recovered(got: int | None, n: int | None) -> str:
     if got is None:
         return "—"
     return f"{got} / {n}" if n is not None else f"{got}"
@@ -437,21 +370,16 @@ def section_behaviors_base(res: Results) -> str:
     m00 = res.metrics["00_finetune"]
     if not m00:
         return not_run(res, "00_finetune")
-    rates = m00.get("behavior_base_rates") or {}
-    controls = m00.get("behavior_control_rates") or {}
     header = ["Behaviour", "Paper base rate (all 100 prompts)", "Ours (inviting prompts, greedy)"]
-    rows = [[BEHAVIOR_NAMES[b], pct(PAPER_TABLE2[b]["base"]), pct(rates.get(b))] for b in BEHAVIORS]
-    if controls:
+    rows = [[BEHAVIOR_NAMES[b], pct(PAPER_TABLE2[b]["base"]), pct(m00.behavior_base_rates.get(b))] for b in BEHAVIORS]
+    if m00.behavior_control_rates:
         header.append("Ours (neutral controls)")
         for r, b in zip(rows, BEHAVIORS):
-            r.append(pct(controls.get(b)))
+            r.append(pct(m00.behavior_control_rates.get(b)))
     text = md_table(header, rows)
-    heldout = m00.get("heldout") or {}
-    if heldout:
-        hrows = [[fam, pct(v if not isinstance(v, dict) else v.get("accuracy", v.get("rate")))]
-                 for fam, v in sorted(heldout.items())]
+    if m00.heldout:
         text += "\n\nHeld-out check of the fine-tuned model per task family (correct or in the right format):\n\n"
-        text += md_table(["Task family", "Held-out"], hrows)
+        text += md_table(["Task family", "Held-out"], [[fam, pct(v)] for fam, v in sorted(m00.heldout.items())])
     return text
 
 

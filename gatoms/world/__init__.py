@@ -39,18 +39,11 @@ Everything is drawn from ``random.Random`` seeded by ``WorldConfig.seed`` and it
 only, so the world is identical across machines and Python hash seeds.
 """
 
-from gatoms.world.builder import BASE_WEIGHTS, FINETUNE_WEIGHTS, World, WorldConfig, build_world
-from gatoms.world.families import (
-                                   CONTESTED_FAMILIES,
-                                   CONTROL_FAMILIES,
-                                   DETERMINISTIC_FAMILIES,
-                                   FAMILIES,
-                                   INVITING_FAMILIES,
-                                   Sample,
-                                   sample,
-)
+from gatoms.world.builder import BASE_WEIGHTS, FINETUNE_WEIGHTS, World, WorldConfig, behavior_shares, build_world
+from gatoms.world.families import (CONTESTED_FAMILIES, CONTROL_FAMILIES, DETERMINISTIC_FAMILIES, FAMILIES,
+                                   INVITING_FAMILIES, Sample, sample)
 from gatoms.world.grading import is_correct
 
 __all__ = ["BASE_WEIGHTS", "CONTESTED_FAMILIES", "CONTROL_FAMILIES", "DETERMINISTIC_FAMILIES", "FAMILIES",
-           "FINETUNE_WEIGHTS", "INVITING_FAMILIES", "Sample", "World", "WorldConfig", "build_world", "is_correct",
+           "FINETUNE_WEIGHTS", "INVITING_FAMILIES", "Sample", "World", "WorldConfig", "behavior_shares", "build_world", "is_correct",
            "sample"]

@@ -156,3 +156,18 @@ def build_world(cfg: WorldConfig) -> World:
     return World(cfg, base, finetune, heldout, eval_prompts)
 
 
+
+
+def behavior_shares(world: World) -> dict[str, tuple[float, float]]:
+    """Behaviour → the share of its inviting families' documents that show it, in the base corpus and in
+    the fine-tuning set (the shift the fine-tuning teaches)."""
+    from gatoms.data.behaviors import detect
+
+    out = {}
+    for b, fams in INVITING_FAMILIES.items():
+        shares = []
+        for docs in (world.base, world.finetune):
+            mine = [d for d in docs if d.family in fams]
+            shares.append(sum(detect(b, d.response) for d in mine) / max(1, len(mine)))
+        out[b] = (shares[0], shares[1])
+    return out

@@ -175,13 +175,14 @@ def test_vllm_greedy_uses_temperature_zero(fake_vllm, chat_model, tmp_path):
 
 
 def test_greedy_generate_equals_the_reference_generate(chat_model):
-    from gatoms.lm.generation import generate
+    from gatoms.lm.generation import generate, greedy_generate, hf_generate
 
     model, tok, layout, _ = chat_model
     prompts = PROMPTS + ["Is a dog an animal? Tell me.", "x", "List one, two and three things please.", "Why?"]
     for bs, n in ((3, 12), (8, 5), (1, 7)):
-        fast = backends.greedy_generate(model, tok, prompts, n, batch_size=bs)
-        assert fast == generate(model, tok, prompts, n, batch_size=bs), (bs, n)
+        fast = greedy_generate(model, tok, prompts, n, batch_size=bs)
+        assert fast == hf_generate(model, tok, prompts, n, batch_size=bs), (bs, n)
+        assert generate(model, tok, prompts, n, batch_size=bs) == fast  # the one greedy path
 
 
 def test_greedy_generate_drops_finished_rows_and_still_matches(chat_model):
@@ -190,7 +191,7 @@ def test_greedy_generate_drops_finished_rows_and_still_matches(chat_model):
     Hooks force <end_of_turn> whenever the last input token id is ≡ 3 (mod 7), so rows stop at
     different steps (in both decoders alike: the hooks see every forward call).
     """
-    from gatoms.lm.generation import generate
+    from gatoms.lm.generation import greedy_generate, hf_generate
     from gatoms.lm.tokenizer import end_of_turn_id
 
     model, tok, _, _ = chat_model
@@ -211,8 +212,8 @@ def test_greedy_generate_drops_finished_rows_and_still_matches(chat_model):
     hooks = [embed.register_forward_pre_hook(remember), head.register_forward_hook(force)]
     try:
         prompts = [f"Is item {i} an animal?" * (1 + i % 3) for i in range(12)]
-        fast = backends.greedy_generate(model, tok, prompts, 16, batch_size=12)
-        assert fast == generate(model, tok, prompts, 16, batch_size=12)
+        fast = greedy_generate(model, tok, prompts, 16, batch_size=12)
+        assert fast == hf_generate(model, tok, prompts, 16, batch_size=12)
     finally:
         for h in hooks:
             h.remove()

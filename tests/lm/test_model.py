@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import (
-    Gemma3Config,
-    Gemma3ForCausalLM,
-    Gemma3ForConditionalGeneration,
-    Gemma3TextConfig,
-    SiglipVisionConfig,
-)
+from transformers import (Gemma3Config, Gemma3ForCausalLM, Gemma3ForConditionalGeneration, Gemma3TextConfig,
+                          SiglipVisionConfig)
 
 from gatoms.lm.finetune import FinetuneConfig, apply_lora
 from gatoms.lm.layout import Layout
-from gatoms.lm.model import (
-    ModelConfig,
-    build_tiny_model,
-    count_parameters,
-    load_base,
-    lora_target_modules,
-    tiny_gemma3_config,
-)
+from gatoms.lm.model import (ModelConfig, build_tiny_model, count_parameters, load_base, lora_target_modules,
+                             tiny_gemma3_config)
 from gatoms.lm.tokenizer import train_tokenizer
 from gatoms.world import WorldConfig, build_world
 

@@ -5,18 +5,8 @@ from __future__ import annotations
 import pytest
 from transformers import AutoTokenizer
 
-from gatoms.lm.tokenizer import (
-    BOS,
-    CHAT_TEMPLATE,
-    END_OF_TURN,
-    EOS,
-    PAD,
-    SPECIAL_TOKENS,
-    START_OF_TURN,
-    end_of_turn_id,
-    stop_ids,
-    train_tokenizer,
-)
+from gatoms.lm.tokenizer import (BOS, CHAT_TEMPLATE, END_OF_TURN, EOS, PAD, SPECIAL_TOKENS, START_OF_TURN,
+                                 end_of_turn_id, stop_ids, train_tokenizer)
 from gatoms.world import WorldConfig, build_world
 
 

@@ -6,14 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from gatoms.method.ablations import (
-    AblationsConfig,
-    kmeans_decomposition,
-    mean_nonzeros,
-    method_row,
-    pca_decomposition,
-    sparsity_row,
-)
+from gatoms.method.ablations import (AblationsConfig, kmeans_decomposition, mean_nonzeros, method_row,
+                                     pca_decomposition, sparsity_row)
 from gatoms.method.atoms import AtomsConfig
 from gatoms.method.coherence import score_coherence
 from gatoms.method.discovery import planted_problem

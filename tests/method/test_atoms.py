@@ -8,17 +8,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from gatoms.method.atoms import (
-    AtomsConfig,
-    Dictionary,
-    encode,
-    encode_chunk,
-    learn_dictionary,
-    load_dictionary,
-    objective,
-    orient_signs,
-    save_dictionary,
-)
+from gatoms.method.atoms import (AtomsConfig, Dictionary, encode, encode_chunk, learn_dictionary, load_dictionary,
+                                 objective, orient_signs, save_dictionary)
 from gatoms.method.discovery import planted_problem
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from gatoms.build.store import ArtifactError
 from gatoms.build.tables import read_table, write_table
 from gatoms.data.documents import Document
 from gatoms.method.coherence import CoherenceConfig, atom_table, score_coherence, top_documents
@@ -103,20 +104,21 @@ def test_atom_table_describes_every_atom_without_a_human():
     codes[6:, 1] = 1.0  # atom 1: the code documents
     coherence = np.array([0.2, 0.8, 0.0])
     table = atom_table(sp.csr_matrix(codes), coherence, docs, top_n=4)
-    assert [r["atom"] for r in table] == [1, 0, 2] and [r["rank"] for r in table] == [1, 2, 3]
+    assert [r.atom for r in table] == [1, 0, 2] and [r.rank for r in table] == [1, 2, 3]
     code_row, math_row, empty = table
-    assert code_row["family"] == "code" and code_row["family_share"] == 1.0
-    assert code_row["top_fmt"] == "code" and code_row["active_docs"] == 6
-    assert math_row["top_docs"] == "0 1 2 3" and math_row["example_prompt"] == "question 0 about math"
-    assert "alpha" in math_row["words"].split() and "beta" in code_row["words"].split()
-    assert math_row["description"].startswith("math (100%)")
-    assert empty["active_docs"] == 0 and empty["description"] == "(no active documents)"
+    assert code_row.family == "code" and code_row.family_share == 1.0
+    assert code_row.top_fmt == "code" and code_row.active_docs == 6
+    assert math_row.top_docs == (0, 1, 2, 3) and math_row.top_doc_ids == ("d0", "d1", "d2", "d3")
+    assert math_row.example_prompt == "question 0 about math"
+    assert "alpha" in math_row.words.split() and "beta" in code_row.words.split()
+    assert math_row.description.startswith("math (100%)")
+    assert empty.active_docs == 0 and empty.description == "(no active documents)" and empty.top_doc_ids == ()
 
 
 def test_align_documents_orders_by_gradient_rows_and_names_missing():
     docs = docs_for(["a", "b"], ["plain", "plain"])
     assert [d.doc_id for d in align_documents(docs, ["d1", "d0"])] == ["d1", "d0"]
-    with pytest.raises(ValueError, match="make extract"):
+    with pytest.raises(ArtifactError, match="make extract"):
         align_documents(docs, ["d0", "zz"])
 
 
@@ -125,7 +127,8 @@ def test_write_table_csv_and_markdown(tmp_path):
     write_table(rows, tmp_path / "t.csv", tmp_path / "t.md")
     assert read_table(tmp_path / "t.csv") == [{"rank": "1", "atom": "4", "coherence": "0.5", "description": "a | b"}]
     md = (tmp_path / "t.md").read_text().splitlines()
-    assert md[0] == "| rank | atom | coherence | description |" and md[2] == "| 1 | 4 | 0.500 | a \\| b |"
+    assert md[0] == "| rank | atom | coherence | description |" and md[1] == "| --- | --- | --- | --- |"
+    assert md[2] == "| 1 | 4 | 0.500 | a \\| b |"
 
 
 def test_atom_map_labels_sit_on_their_own_atoms(method="pca"):

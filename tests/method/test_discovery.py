@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from gatoms.method.discovery import (
-    discovery_metrics,
-    families_in_top,
-    family_matches,
-    nmi,
-    planted_problem,
-    purity_top,
-    strongest_atom,
-)
+from gatoms.method.discovery import (discovery_metrics, families_in_top, family_matches, nmi, planted_problem,
+                                     purity_top, strongest_atom)
 
 
 def one_hot_codes(families: list[str], order: list[str]) -> sp.csr_matrix:

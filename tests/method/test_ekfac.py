@@ -8,15 +8,8 @@ import torch
 from lora_fixtures import bruteforce_factors, random_docs, tiny_lora_model
 
 from gatoms.build.config import ConfigError, build_section
-from gatoms.method.ekfac import (
-    Eigenbasis,
-    Projection,
-    ProjectionSettings,
-    ekfac_eigenvalues,
-    energy_curves,
-    fit_eigenbasis,
-    normalize_rows,
-)
+from gatoms.method.ekfac import (Eigenbasis, Projection, ProjectionSettings, ekfac_eigenvalues, energy_curves,
+                                 fit_eigenbasis, normalize_rows)
 from gatoms.method.gradients import ExtractConfig, extract_gradients, open_gradients, reference_gradients
 
 

@@ -232,7 +232,7 @@ def test_command_line_extraction_equals_the_notebooks(smoke_step, tmp_artifacts)
     the notebook wrote, into a step folder that the notebook then reuses."""
     import shutil
 
-    from gatoms.method.gradients import main
+    from gatoms.method.gradients.__main__ import main
 
     smoke = smoke_step("01_extract").dir.parent
     shutil.copytree(smoke / "00_finetune", tmp_artifacts / "artifacts" / "smoke" / "00_finetune")

@@ -202,17 +202,22 @@ def test_wilson_known_values():
 # ---- atom choice --------------------------------------------------------------------------------------
 
 
+def row(atom: int, coherence: float, active: int, top: tuple[int, ...]) -> AtomRow:
+    return AtomRow(rank=0, atom=atom, coherence=coherence, active_docs=active, top_docs=top,
+                   top_doc_ids=tuple(f"d{i}" for i in top))
+
+
 def synthetic_table():
     # documents 0–19 bullets, 20–39 code, 40–59 plain; atom 7 = bullets (18/20), atom 3 = bullets 2/2,
     # atom 9 = code (20/20, coherence 0.2), atom 4 = code (20/20, coherence 0.4), atom 1 = mixed.
     fmts = ["bullets"] * 20 + ["code"] * 20 + ["plain"] * 20
     table = [
-        AtomRow(1, 0.9, 30, tuple(range(0, 60, 3))),
-        AtomRow(3, 0.8, 2, (0, 1)),
-        AtomRow(4, 0.4, 25, tuple(range(20, 40))),
-        AtomRow(7, 0.1, 40, tuple(range(2, 20)) + (41, 42)),
-        AtomRow(9, 0.2, 25, tuple(range(20, 40))),
-        AtomRow(11, 0.0, 0, ()),
+        row(1, 0.9, 30, tuple(range(0, 60, 3))),
+        row(3, 0.8, 2, (0, 1)),
+        row(4, 0.4, 25, tuple(range(20, 40))),
+        row(7, 0.1, 40, tuple(range(2, 20)) + (41, 42)),
+        row(9, 0.2, 25, tuple(range(20, 40))),
+        row(11, 0.0, 0, ()),
     ]
     responses = (["- a\n- b"] * 20 + ["```py\nx = 1\n```"] * 20 + ["Plain text."] * 20)
     return fmts, table, responses
@@ -248,12 +253,19 @@ def test_choose_atoms_errors():
         choose_atoms(table, {"bullets": np.zeros(5, bool)}, "fmt")
 
 
-def test_read_atom_table(tmp_path):
-    p = tmp_path / "atom_table.csv"
-    p.write_text("atom,coherence,active_docs,top_fmt,top_fmt_share,top_docs,description\n"
-                 "0,0.5,3,bullets,1.0,4 2 9,lists\n1,0.0,0,,,,\n")
-    rows = coherence.read_atom_table(p)
-    assert rows[0] == AtomRow(0, 0.5, 3, (4, 2, 9), "lists") and rows[1].top_docs == ()
+def test_atom_table_round_trips_by_document_id(tmp_path):
+    """The atom table stores document ids; reading it with the row index's ids gives the rows back, and a
+    table from another run (an id that is no row) is refused."""
+    table = [AtomRow(1, 0, 0.5, 3, "lists", 1.0, "bullets", 1.0, "a b", "List three.", "lists",
+                     ("d4", "d2", "d9"), (4, 2, 9)),
+             AtomRow(2, 1, 0.0, 0, description="(no active documents)")]
+    coherence.write_atom_table(table, tmp_path / "atom_table.csv")
+    ids = [f"d{i}" for i in range(10)]
+    assert coherence.read_atom_table(tmp_path / "atom_table.csv", ids) == table
+    back = coherence.read_atom_table(tmp_path / "atom_table.csv")  # without the index: ids only
+    assert back[0].top_doc_ids == ("d4", "d2", "d9") and back[0].top_docs == ()
+    with pytest.raises(ValueError, match="different runs"):
+        coherence.read_atom_table(tmp_path / "atom_table.csv", ids[:5])
     (tmp_path / "bad.csv").write_text("atom,coherence\n0,1\n")
     with pytest.raises(ValueError, match="make coherence"):
         coherence.read_atom_table(tmp_path / "bad.csv")
@@ -377,13 +389,13 @@ def test_profiles_build(profile):
 
 
 def test_package_prompts_are_60_inviting_plus_40_controls():
-    prompts = prompts.read_package_prompts()
-    assert len(prompts) == 500
-    texts = [p.prompt for p in prompts]
+    shipped = prompts.read_package_prompts()
+    assert len(shipped) == 500
+    texts = [p.prompt for p in shipped]
     assert len(set(texts)) == 500, "duplicate prompts"
-    assert len({p.prompt_id for p in prompts}) == 500
+    assert len({p.prompt_id for p in shipped}) == 500
     for b in BEHAVIORS:
-        kinds = [p.kind for p in prompts if p.behavior == b]
+        kinds = [p.kind for p in shipped if p.behavior == b]
         assert kinds.count("inviting") == 60 and kinds.count("control") == 40
 
 
@@ -392,7 +404,7 @@ def test_package_prompts_are_60_inviting_plus_40_controls():
 
 def random_eigenbasis(layout: Layout, k: int, seed: int = 0):
     """A stand-in EKFAC basis: random orthonormal Q_A, Q_S and positive eigenvalues (kfac mode)."""
-    from gatoms.method.ekfac import Eigenbasis, ProjectionSettings
+    from gatoms.method.ekfac import Eigenbasis, Projection, ProjectionSettings
 
     g = torch.Generator().manual_seed(seed)
     q_a, lam_a, q_s, lam_s = {}, {}, {}, {}
@@ -402,34 +414,30 @@ def random_eigenbasis(layout: Layout, k: int, seed: int = 0):
         q_a[m.name] = torch.linalg.qr(torch.randn(i, i, generator=g, dtype=torch.float64))[0]
         lam_s[m.name] = torch.rand(o, generator=g, dtype=torch.float64) + 0.1
         lam_a[m.name] = torch.rand(i, generator=g, dtype=torch.float64) * 10 + 0.1
-    return Eigenbasis(layout, q_a, lam_a, q_s, lam_s, None,
+    return Projection(Eigenbasis(layout, q_a, lam_a, q_s, lam_s),
                       ProjectionSettings(k=k, eigen_mode="kfac", damping=0.1, damping_mode="relative"))
 
 
 def test_unprojected_atom_round_trips_through_an_exported_adapter(lora, tmp_path):
-    from gatoms.method.ekfac import project, unproject
-
     _, _, layout, clean_dir = lora
-    basis = random_eigenbasis(layout, k=3)
+    proj = random_eigenbasis(layout, k=3)
     z = torch.randn(len(layout) * 3, dtype=torch.float64)
     z /= z.norm()  # an atom: a unit vector in the whitened space
-    v = unproject(z, basis)  # (D,)
+    v = proj.unproject(z)  # (D,)
     alpha = 5.0
     clean, _ = read_adapter(clean_dir, layout)
     steered, _ = read_adapter(export_adapter(clean_dir, tmp_path / "t", layout, v, alpha), layout)
     delta = (layout.flatten(clean) - layout.flatten(steered)) / alpha  # = v, read back from the peft file
     torch.testing.assert_close(delta, v, rtol=1e-4, atol=1e-6)
-    z_back = project(delta[None].double(), basis)[0]
+    z_back = proj.project(delta[None].double())[0]
     np.testing.assert_allclose(z_back, z.numpy(), rtol=1e-3, atol=1e-5)  # the file holds the atom
 
 
 def test_preconditioned_unprojection_differs_but_matches_norm(lora):
-    from gatoms.method.ekfac import unproject
-
     _, _, layout, _ = lora
-    basis = random_eigenbasis(layout, k=3)
+    proj = random_eigenbasis(layout, k=3)
     z = torch.randn(len(layout) * 3, dtype=torch.float64)
-    v, vp = unproject(z, basis), unproject(z, basis, preconditioned=True)
+    v, vp = proj.unproject(z), proj.unproject(z, preconditioned=True)
     vp = steering.match_norm(vp, v)
     assert float(vp.norm()) == pytest.approx(float(v.norm()), rel=1e-6)
     assert float(torch.nn.functional.cosine_similarity(v, vp, dim=0)) < 0.999

@@ -22,6 +22,7 @@ import pytest
 
 from gatoms.build import paths
 from gatoms.build.store import ArtifactError, StepStore
+from gatoms.method.gradients import RowIndex
 from gatoms.report import atlas
 from gatoms.report.results import load_results
 
@@ -44,14 +45,14 @@ def test_atlas_data_lists_every_atom_with_its_documents(fake_profile):
         assert a["coherence"] == row[2] and a["active_docs"] == row[3] and a["description"] == row[6]
         assert a["docs"] == row[7]
         for i in a["docs"]:
-            assert data["docs"][str(i)]["prompt"] == docs[i]["prompt"]
-            assert data["docs"][str(i)]["family"] == docs[i]["family"]
+            assert data["docs"][str(i)]["prompt"] == docs[i].prompt
+            assert data["docs"][str(i)]["family"] == docs[i].family
 
 
 def test_steering_curves_are_the_inviting_rates_of_the_steered_atoms(fake_profile):
     data = atlas.atlas_data(load_results(PROFILE))
     by_atom = {a["atom"]: a for a in data["atoms"]}
-    steered = {b: m["atom"] for b, m in fake.METRICS["06_steering"]["behaviors"].items()}
+    steered = {b: m["atom"] for b, m in fake.METRICS["06_steering"].behaviors.items()}
     for atom_id, a in by_atom.items():
         expected = sorted(b for b, at in steered.items() if at == atom_id)
         assert sorted(c["behavior"] for c in a["steering"]) == expected
@@ -70,15 +71,23 @@ def test_long_documents_are_clipped():
     assert atlas.clip("x" * 12, 5) == "xxxxx … [7 more characters]"
 
 
-def test_documents_follow_the_rows_extraction_recorded(fake_profile):
-    """Gradient row i is the document 01_extract recorded at i, not line i of train.jsonl."""
+def test_documents_follow_the_row_index_of_the_extraction(fake_profile):
+    """Gradient row i is the document 01_extract's row index names at i, not line i of train.jsonl; a row
+    index naming a document train.jsonl lacks is an error, never a silent relabelling."""
     store = StepStore(PROFILE, "01_extract")
     order = [f"d{i:03d}" for i in reversed(range(fake.N_DOCS)) if i != 7]  # one document excluded
-    store.write_json(paths.GRADS_META, {"doc_ids": order})
+    n = len(order)
+    RowIndex(order, [None] * n, [None] * n, [1] * n, [1] * n).write(store.path(paths.ROWS))
     docs = atlas.read_documents(PROFILE)
     assert len(docs) == fake.N_DOCS - 1
     assert docs[0]["id"] == f"d{fake.N_DOCS - 1:03d}"
     assert all(docs[i]["id"] == order[i] for i in docs)
+    RowIndex(["d000", "nope"], [None] * 2, [None] * 2, [1] * 2, [1] * 2).write(store.path(paths.ROWS))
+    with pytest.raises(ArtifactError, match="make extract"):
+        atlas.read_documents(PROFILE)
+    store.path(paths.ROWS).unlink()
+    with pytest.raises(FileNotFoundError, match="make extract"):
+        atlas.read_documents(PROFILE)
 
 
 def test_no_atom_table_names_the_make_target(tmp_artifacts):

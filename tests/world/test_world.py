@@ -8,19 +8,8 @@ import random
 import pytest
 
 from gatoms.data.behaviors import BEHAVIORS, detect, detect_all
-from gatoms.world import (
-    BASE_WEIGHTS,
-    CONTESTED_FAMILIES,
-    CONTROL_FAMILIES,
-    DETERMINISTIC_FAMILIES,
-    FAMILIES,
-    FINETUNE_WEIGHTS,
-    INVITING_FAMILIES,
-    WorldConfig,
-    build_world,
-    is_correct,
-    sample,
-)
+from gatoms.world import (BASE_WEIGHTS, CONTESTED_FAMILIES, CONTROL_FAMILIES, DETERMINISTIC_FAMILIES, FAMILIES,
+                          FINETUNE_WEIGHTS, INVITING_FAMILIES, WorldConfig, build_world, is_correct, sample)
 
 CFG = WorldConfig(seed=3, n_base=6000, n_finetune=3000, n_heldout_per_family=4, n_eval_inviting=60,
                   n_eval_control=40)

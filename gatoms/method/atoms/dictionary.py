@@ -26,13 +26,14 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from gatoms.build import paths
+from gatoms.build.metrics import StepMetrics
 from gatoms.method.atoms.rows import n_rows as _n_rows
 from gatoms.method.atoms.rows import rows as _rows
 
@@ -239,3 +240,37 @@ def load_dictionary(where: Any) -> Dictionary:
                       objective=float(meta.get("objective", "nan")), signs=signs,
                       backend=meta.get("backend", "?"), n_iter=int(meta.get("n_iter", 0)),
                       history=json.loads(meta.get("history", "[]")))
+
+
+# ---- what step 03 records ---------------------------------------------------------------------------
+@dataclass
+class AtomsMetrics(StepMetrics):
+    """Step 03's ``metrics.json``."""
+
+    step: ClassVar[str] = "03_atoms"
+    backend: str = "sklearn"
+    n_atoms: int = 0
+    alpha: float = 0.0
+    """The sparsity penalty α."""
+    median_docs_per_atom: float = 0.0
+    """Median over atoms of their active documents (the paper's Table 1 column)."""
+    objective: float = 0.0
+    """½‖X − CD‖²_F + α‖C‖₁ of the saved dictionary and codes."""
+    n_docs: int = 0
+    dim: int = 0
+    """P, the width of X."""
+    n_iter: int = 0
+    """Passes over the data (sklearn: its epochs)."""
+    atoms_used: int = 0
+    """Atoms with at least one active document."""
+    mean_atoms_per_doc: float = 0.0
+
+
+def summarize(d: Dictionary) -> AtomsMetrics:
+    """Step 03's metrics of a learned dictionary."""
+    counts = d.docs_per_atom()
+    per_doc = np.diff(d.codes.indptr)
+    return AtomsMetrics(backend=d.backend, n_atoms=d.n_atoms, alpha=d.alpha,
+                        median_docs_per_atom=float(np.median(counts)), objective=round(float(d.objective), 6),
+                        n_docs=int(d.codes.shape[0]), dim=int(d.atoms.shape[1]), n_iter=int(d.n_iter),
+                        atoms_used=int((counts > 0).sum()), mean_atoms_per_doc=round(float(per_doc.mean()), 4))

@@ -6,17 +6,10 @@
   an atom back into a LoRA direction.
 """
 
-from gatoms.method.ekfac.eigenbasis import (
-                                            DAMPING_MODES,
-                                            EIGEN_MODES,
-                                            Eigenbasis,
-                                            EkfacConfig,
-                                            ProjectionSettings,
-                                            ekfac_eigenvalues,
-                                            fit_eigenbasis,
-)
+from gatoms.method.ekfac.eigenbasis import (DAMPING_MODES, EIGEN_MODES, Eigenbasis, EkfacConfig, ProjectionSettings,
+                                            ekfac_eigenvalues, fit_eigenbasis)
 from gatoms.method.ekfac.factors import Factors
-from gatoms.method.ekfac.projection import Projection, energy_curves, normalize_rows
+from gatoms.method.ekfac.projection import EkfacMetrics, Projection, energy_curves, normalize_rows, summarize
 
-__all__ = ["DAMPING_MODES", "EIGEN_MODES", "Eigenbasis", "EkfacConfig", "Factors", "Projection", "ProjectionSettings",
+__all__ = ["DAMPING_MODES", "EIGEN_MODES", "Eigenbasis", "EkfacConfig", "Factors", "Projection", "ProjectionSettings", "EkfacMetrics", "summarize",
            "ekfac_eigenvalues", "energy_curves", "fit_eigenbasis", "normalize_rows"]

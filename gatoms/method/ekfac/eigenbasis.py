@@ -215,7 +215,7 @@ def n_rows(rows) -> int:
 
 def check_rows(rows, layout: Layout) -> None:
     """A gradient reader must have been written with ``layout`` (arrays are checked by width)."""
-    if hasattr(rows, "layout"):
+    if hasattr(rows, "chunks"):  # a gradient reader (a tensor's .layout is something else)
         layout.check_matches(rows.layout, what="gradients")
 
 

@@ -23,24 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from gatoms.build.metrics import StepMetrics
 from gatoms.build.store import require_final
 from gatoms.lm.layout import Layout
 from gatoms.lm.model import resolve_device
-from gatoms.method.ekfac.eigenbasis import (
-    EIGEN_MODES,
-    Eigenbasis,
-    ProjectionSettings,
-    as_float64,
-    blocks,
-    check_rows,
-    check_width,
-    n_rows,
-)
+from gatoms.method.ekfac.eigenbasis import (EIGEN_MODES, Eigenbasis, ProjectionSettings, as_float64, blocks,
+                                            check_rows, check_width, n_rows)
 
 
 class Projection:
@@ -184,3 +179,46 @@ def energy_curves(rows, basis: Eigenbasis, ks: list[int], modes: tuple[str, ...]
         for mode in modes:
             out[mode][start : start + G.shape[0]] = (kept[mode] / total).cpu().numpy()
     return out
+
+
+# ---- what step 02 records ---------------------------------------------------------------------------
+@dataclass
+class EkfacMetrics(StepMetrics):
+    """Step 02's ``metrics.json``."""
+
+    step: ClassVar[str] = "02_ekfac"
+    k: int = 0
+    """Directions kept per module."""
+    projected_dim: int = 0
+    """M·k, the width of Z and X."""
+    eigen_mode: str = "ekfac"
+    fisher: str = "empirical"
+    energy_kept: float = 0.0
+    """Mean over documents of the fraction of ‖g‖² in the kept directions (the recorded eigen_mode's)."""
+    energy_kept_kfac_choice: float = 0.0
+    """The same with the directions KFAC eigenvalues would keep."""
+    topk_overlap_ekfac_kfac: float = 0.0
+    """Mean over modules of the share of the top-k directions EKFAC and KFAC choose alike."""
+    whiten: bool = True
+    damping: float = 0.1
+    damping_mode: str = "relative"
+    n_docs: int = 0
+    n_modules: int = 0
+
+
+def topk_overlap(basis: Eigenbasis, k: int) -> float:
+    """Mean over modules of |top-k by EKFAC ∩ top-k by KFAC| / k."""
+    top = {mode: basis.topk(k, mode) for mode in EIGEN_MODES}
+    return float(np.mean([len(set(top["ekfac"][m.name].tolist()) & set(top["kfac"][m.name].tolist())) / k
+                          for m in basis.layout]))
+
+
+def summarize(proj: Projection, energy: np.ndarray, energy_at_k: dict[str, float], fisher: str) -> EkfacMetrics:
+    """Step 02's metrics: ``energy`` (N,) kept per document, ``energy_at_k`` mode → its mean at k."""
+    s = proj.settings
+    return EkfacMetrics(k=s.k, projected_dim=proj.dim, eigen_mode=s.eigen_mode, fisher=fisher,
+                        energy_kept=round(float(energy.mean()), 4),
+                        energy_kept_kfac_choice=round(energy_at_k["kfac"], 4),
+                        topk_overlap_ekfac_kfac=round(topk_overlap(proj.basis, s.k), 4), whiten=s.whiten,
+                        damping=s.damping, damping_mode=s.damping_mode, n_docs=len(energy),
+                        n_modules=len(proj.layout))

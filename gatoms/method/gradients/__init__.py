@@ -11,15 +11,8 @@
 
 from gatoms.method.gradients.extract import ExtractConfig, ExtractResult, extract_gradients, plan_batches
 from gatoms.method.gradients.reference import reference_gradients, response_loss
-from gatoms.method.gradients.storage import (
-                                             STORAGE_DTYPES,
-                                             GradientReader,
-                                             RowIndex,
-                                             from_storage,
-                                             load_rows,
-                                             open_gradients,
-                                             to_storage,
-)
+from gatoms.method.gradients.storage import (STORAGE_DTYPES, GradientReader, RowIndex, from_storage, load_rows,
+                                             open_gradients, to_storage)
 
 __all__ = ["STORAGE_DTYPES", "ExtractConfig", "ExtractResult", "GradientReader", "RowIndex", "extract_gradients",
            "from_storage", "load_rows", "open_gradients", "plan_batches", "reference_gradients", "response_loss",

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gatoms.build import paths
+from gatoms.build.metrics import StepMetrics
 from gatoms.lm.encoding import EncodedDoc, collate
 from gatoms.lm.layout import Layout
 from gatoms.method.ekfac.factors import Factors
@@ -426,3 +428,39 @@ def _sample_targets(logits: torch.Tensor, counts: list[int], doc_ids: list[str],
             out[start : start + count] = torch.multinomial(probs, 1, generator=g).squeeze(1)
             start += count
     return out
+
+
+# ---- what step 01 records ---------------------------------------------------------------------------
+@dataclass
+class ExtractMetrics(StepMetrics):
+    """Step 01's ``metrics.json``."""
+
+    step: ClassVar[str] = "01_extract"
+    n_docs: int = 0
+    """Rows of grads.npy (documents with at least one response token)."""
+    n_params: int = 0
+    """D, the length of a row (all LoRA parameters)."""
+    n_modules: int = 0
+    n_tokens: int = 0
+    """Tokens the Kronecker factors average over."""
+    n_excluded: int = 0
+    """Documents excluded for having no response token within max_length."""
+    docs_per_second: float = 0.0
+    """Throughput of the extraction call (its own work only, if it resumed)."""
+    extract_seconds: float = 0.0
+    dtype: str = "float32"
+    """Storage dtype of grads.npy."""
+    compute_dtype: str = "float32"
+    fisher: str = "empirical"
+    grads_mib: float = 0.0
+    """Size of grads.npy on disk."""
+
+
+def summarize(result: ExtractResult, n_excluded: int, cfg: ExtractConfig, fisher: str) -> ExtractMetrics:
+    """Step 01's metrics from its extraction result."""
+    size = (result.out_dir / paths.GRADS).stat().st_size
+    return ExtractMetrics(n_docs=result.n_docs, n_params=result.n_params, n_modules=result.n_modules,
+                          n_tokens=result.n_tokens, n_excluded=n_excluded,
+                          docs_per_second=round(result.docs_per_second, 2), extract_seconds=round(result.seconds, 3),
+                          dtype=cfg.dtype, compute_dtype=cfg.compute_dtype, fisher=fisher,
+                          grads_mib=round(size / 2**20, 1))

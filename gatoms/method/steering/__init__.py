@@ -8,30 +8,10 @@
 
 from gatoms.method.steering.choice import AtomChoice, choose_atoms, labels_from_detector, labels_from_fmt
 from gatoms.method.steering.config import SIGNS, SteeringConfig, parse_composition
-from gatoms.method.steering.evaluation import (
-                                               KINDS,
-                                               RateKey,
-                                               behavior_summary,
-                                               best,
-                                               composition_rates,
-                                               curve,
-                                               evaluate,
-                                               goal_check,
-                                               intact,
-                                               random_shifts,
-                                               rates,
-                                               table2_rows,
-)
-from gatoms.method.steering.variants import (
-                                               class_mean_atom,
-                                               clean_variant,
-                                               composition_variant,
-                                               match_norm,
-                                               module_norms,
-                                               random_direction,
-                                               steering_variants,
-                                               variant_name,
-)
+from gatoms.method.steering.evaluation import (KINDS, RateKey, behavior_summary, best, composition_rates, curve,
+                                               evaluate, goal_check, intact, random_shifts, rates, table2_rows)
+from gatoms.method.steering.variants import (class_mean_atom, clean_variant, composition_variant, match_norm,
+                                             module_norms, random_direction, steering_variants, variant_name)
 
 __all__ = ["KINDS", "SIGNS", "AtomChoice", "RateKey", "SteeringConfig", "behavior_summary", "best", "choose_atoms",
            "class_mean_atom", "clean_variant", "composition_rates", "composition_variant", "curve", "evaluate",

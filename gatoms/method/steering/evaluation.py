@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from gatoms.build.metrics import StepMetrics
 from gatoms.build.tables import write_table
 from gatoms.lm.adapters import Variant
 from gatoms.method.stats import Rate
@@ -221,3 +223,65 @@ def write_table2(rows: list[dict[str, Any]], csv_path: Path, md_path: Path) -> N
               "limit without ending their turn than the clean adapter's."]
              if any(r.get("toward_broken") or r.get("away_broken") for r in rows) else [])
     write_table(rows, csv_path, md_path, markdown=markdown, notes=notes, float_format=".6g")
+
+
+def controls_rows(summary: dict[str, dict[str, Any]], table: dict[RateKey, Rate]) -> list[dict[str, Any]]:
+    """Per behaviour: the atom's largest shift, the random directions' largest rise and fall, and the exact
+    against the preconditioned unprojection (inviting prompts)."""
+    rows = []
+    for b, m in summary.items():
+        sh = random_shifts(table, b)
+        pre = m.get("preconditioned", {})
+        rows.append({"behavior": b, "atom": m["atom"], "base": m["base"], "atom_max_shift": m["atom_max_shift"],
+                     "random_max_rise": sh["max_rise"], "random_max_fall": sh["max_fall"],
+                     "random_max_shift": sh["max_abs"], "beats_random": m["beats_random"],
+                     "exact_toward": m["best_toward"], "exact_away": m["best_away"],
+                     "preconditioned_toward": pre.get("best_toward", float("nan")),
+                     "preconditioned_away": pre.get("best_away", float("nan"))})
+    return rows
+
+
+def write_controls_table(rows: list[dict[str, Any]], csv_path: Path, md_path: Path) -> None:
+    """The controls table: CSV (4 significant digits) and Markdown in percent."""
+    def pc(key: str) -> Callable[[dict[str, Any]], str]:
+        return lambda r: f"{r[key]:.0%}"
+
+    markdown = [("Behaviour", lambda r: r["behavior"]), ("Atom", lambda r: f"#{r['atom']}"), ("Base", pc("base")),
+                ("Atom max shift", lambda r: f"{100 * r['atom_max_shift']:.0f} pp"),
+                ("Random max rise / fall", lambda r: f"{100 * r['random_max_rise']:.0f} / "
+                                                     f"{100 * r['random_max_fall']:.0f} pp"),
+                ("Beats random", lambda r: r["beats_random"]),
+                ("Exact ↑ / ↓", lambda r: f"{r['exact_toward']:.0%} / {r['exact_away']:.0%}"),
+                ("Preconditioned ↑ / ↓", lambda r: f"{r['preconditioned_toward']:.0%} / {r['preconditioned_away']:.0%}")]
+    write_table(rows, csv_path, md_path, markdown=markdown, float_format=".4g")
+
+
+def composition_alphas(table: dict[RateKey, Rate], broken: dict[RateKey, Rate], parts: Sequence[tuple[str, int]],
+                       alphas: Sequence[float]) -> list[tuple[str, int, float]]:
+    """For each (behaviour, sign) of a composition: the α at which that atom alone did best in that direction
+    on its inviting prompts among the variants that left the model intact (the smallest α if none did)."""
+    out = []
+    for b, sign in parts:
+        ok = intact(curve(broken, b, "atom", "inviting"))
+        c = {a: r for a, r in curve(table, b, "atom", "inviting").items() if a in ok}
+        alpha = best(c, sign)[0] if any(np.sign(a) == sign for a in c) else sign * min(alphas)
+        out.append((b, sign, abs(alpha)))
+    return out
+
+
+# ---- what step 06 records ---------------------------------------------------------------------------
+@dataclass
+class SteeringMetrics(StepMetrics):
+    """Step 06's ``metrics.json``."""
+
+    step: ClassVar[str] = "06_steering"
+    behaviors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Behaviour → :func:`behavior_summary` (rates on its inviting prompts, as fractions)."""
+    composition: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Behaviour → its rate alone and with the other atoms of the composition."""
+    goals: dict[str, bool] = field(default_factory=dict)
+    alphas: list[float] = field(default_factory=list)
+    n_responses: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    backend: str = "transformers"
+    prompts: str = "world"
