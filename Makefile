@@ -4,9 +4,11 @@
 #   make paper [PROFILE=tiny] [FORCE=1]     all steps 00 → 06, then the report and the atlas
 #   make finetune | extract | ekfac | atoms | coherence | ablations | steering    one step (+ upstream)
 #   make report | atlas                      figures/<profile>/RESULTS.md and atlas.html from metrics
+#   make lab                                 open the notebooks in JupyterLab (the .venv kernel)
 #   make bench-extract | bench-atoms         benchmarks (side-by-side speed ratios, one run)
-#   make test                                the test suite (CPU, no downloads; installs chromium for
-#                                            the atlas browser test when missing and root)
+#   make test                                the test suite: every tier (CPU, no downloads; installs
+#                                            chromium for the atlas browser test when missing and root)
+#   make test-unit | test-integration | test-e2e    one tier (no model / tiny model / smoke pipeline)
 #
 # Make decides what to re-run: a step depends on its notebook, its upstream step, the profile file and
 # the package sources. FORCE=1 rebuilds over artifacts that were made with a different config.
@@ -20,8 +22,9 @@ STAMP := $(VENV)/.gatoms-installed
 ART := artifacts/$(PROFILE)
 CFG := configs/$(PROFILE).yaml
 SRC := $(shell find gatoms -name '*.py' -o -name '*.jsonl' -o -name '*.html' 2>/dev/null) pyproject.toml
-# The steps depend on the package sources except the report and the atlas (editing those re-runs no step).
-REPORT_SRC := gatoms/report.py gatoms/atlas.py $(wildcard gatoms/templates/*)
+# The steps depend on the package sources except the report and the atlas (editing those re-runs no step;
+# the figures the steps draw, gatoms/report/figures.py, are a step source).
+REPORT_SRC := $(filter-out gatoms/report/figures.py,$(shell find gatoms/report -type f -name '*.py' -o -type f -name '*.html'))
 STEP_SRC := $(filter-out $(REPORT_SRC),$(SRC))
 RUN := $(PY) -m gatoms run --profile $(PROFILE) $(if $(filter 1 yes true,$(FORCE)),--force,)
 export PYTHONHASHSEED := 0
@@ -31,8 +34,8 @@ export OMP_WAIT_POLICY := PASSIVE
 export SOURCE_DATE_EPOCH := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: paper test browser install finetune extract ekfac atoms coherence ablations steering report atlas \
-        bench-extract bench-atoms clean-profile help
+.PHONY: paper test test-unit test-integration test-e2e browser install lab finetune extract ekfac atoms coherence \
+        ablations steering report atlas bench-extract bench-atoms clean-profile help
 
 help:
 	@sed -n '1,12p' Makefile
@@ -52,6 +55,10 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 install: $(STAMP)
+
+# JupyterLab on the notebooks, with the kernel of .venv (the one papermill runs them with).
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 # ---- the pipeline -------------------------------------------------------------------------------
 $(ART)/00_finetune/metrics.json: notebooks/00_finetune.ipynb $(CFG) $(STEP_SRC) | $(STAMP)
@@ -81,9 +88,9 @@ STEP_METRICS := $(foreach s,00_finetune 01_extract 02_ekfac 03_atoms 04_coherenc
 
 # The report and the atlas read every step's metrics (and the runner's time/memory records).
 figures/$(PROFILE)/RESULTS.md: $(STEP_METRICS) $(REPORT_SRC)
-	$(PY) -m gatoms.report --profile $(PROFILE)
+	$(PY) -m gatoms report --profile $(PROFILE)
 figures/$(PROFILE)/atlas.html: $(STEP_METRICS) $(REPORT_SRC)
-	$(PY) -m gatoms.report.atlas --profile $(PROFILE)
+	$(PY) -m gatoms atlas --profile $(PROFILE)
 
 report: figures/$(PROFILE)/RESULTS.md
 atlas: figures/$(PROFILE)/atlas.html
@@ -108,9 +115,18 @@ browser:
 	      || echo "[gatoms] could not install chromium; the atlas browser test will be skipped"; \
 	  else echo "[gatoms] no chromium and no root to install it; the atlas browser test will be skipped"; fi; }
 
+# Every test has one tier (tests/conftest.py): unit (no model), integration (a tiny model), e2e (the smoke
+# pipeline's notebooks). `make test` selects all three explicitly, so a test outside them fails collection.
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider
 test: $(STAMP) browser
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
-	$(PY) -m pytest -q -p no:cacheprovider --durations=10 tests
+	$(PYTEST) --durations=10 -m "unit or integration or e2e" tests
+test-unit: $(STAMP)
+	$(PYTEST) -m unit tests
+test-integration: $(STAMP)
+	$(PYTEST) -m integration tests
+test-e2e: $(STAMP) browser
+	$(PYTEST) -m e2e tests
 
 clean-profile:
 	rm -rf $(ART)

@@ -1,8 +1,11 @@
-"""Command line: ``python -m gatoms <command>``.
+"""Command line: ``gatoms <command>`` (the console script) or ``python -m gatoms <command>``.
 
-    python -m gatoms run STEP --profile P [--force]   execute one step's notebook (what make calls)
-    python -m gatoms params STEP --profile P          print the papermill parameters of a step
-    python -m gatoms check --profile P                validate a profile file
+    gatoms run STEP --profile P [--force]   execute one step's notebook (what make calls)
+    gatoms params STEP --profile P          print the papermill parameters of a step
+    gatoms check --profile P                validate a profile file
+    gatoms report --profile P               write figures/<P>/RESULTS.md from the metrics (make report)
+    gatoms atlas --profile P                write figures/<P>/atlas.html (make atlas)
+    gatoms steps                            the pipeline's step table
 """
 
 from __future__ import annotations
@@ -13,11 +16,11 @@ import logging
 import os
 import sys
 
-from gatoms.build import config, paths
+from gatoms.build import config, paths, steps
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gatoms", description=__doc__,
+    ap = argparse.ArgumentParser(prog="gatoms", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute one step's notebook with papermill")
@@ -27,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     par = sub.add_parser("params", help="print a step's notebook parameters as JSON")
     par.add_argument("step", choices=paths.STEPS)
     par.add_argument("--profile", default="tiny")
-    chk = sub.add_parser("check", help="validate a profile")
-    chk.add_argument("--profile", default="tiny")
-    args, rest = ap.parse_known_args(argv)
+    for name, what in (("check", "validate a profile"), ("report", "write figures/<profile>/RESULTS.md"),
+                       ("atlas", "write figures/<profile>/atlas.html")):
+        sub.add_parser(name, help=what).add_argument("--profile", default=os.environ.get("PROFILE", "tiny"))
+    sub.add_parser("steps", help="print the step table")
+    args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "run":
@@ -41,8 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check":
             config.validate_profile(args.profile)
             print(f"profile {args.profile!r} is valid")
-        else:  # extended by other modules' commands
-            ap.error(f"unknown command {args.command}")
+        elif args.command == "report":
+            from gatoms.report.markdown import main as report_main
+
+            return report_main(["--profile", args.profile])
+        elif args.command == "atlas":
+            from gatoms.report.atlas import main as atlas_main
+
+            return atlas_main(["--profile", args.profile])
+        else:
+            for s in steps.TABLE:
+                print(f"{s.name:<13} make {s.target:<10} sections {', '.join(s.sections):<22} "
+                      f"upstream {', '.join(s.upstream) or '—':<14} {s.paper}")
     except config.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -7,7 +7,8 @@ The tests mirror the package (``tests/build`` … ``tests/report``) and every te
 which ``make test`` selects explicitly (``-m "unit or integration or e2e"``):
 
 - ``unit`` — no model (the default of a test that is neither of the others);
-- ``integration`` — builds or trains a tiny model, or runs a subprocess (marked in the test file);
+- ``integration`` — builds or trains a tiny model, or runs a subprocess: a test marked
+  ``@pytest.mark.integration``, or any test of a module that sets ``TIER = "integration"``;
 - ``e2e`` — runs the smoke pipeline's notebooks (any test that uses ``smoke_step``).
 """
 
@@ -29,15 +30,22 @@ TIERS = ("unit", "integration", "e2e")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Give every test its tier: e2e if it uses the smoke pipeline, else integration if marked, else unit."""
+    """Give every test exactly one tier: e2e if it uses the smoke pipeline, else integration if it or its
+    module says so, else unit."""
     for item in items:
         marked = [t for t in TIERS if item.get_closest_marker(t)]
+        if len(marked) > 1:
+            raise pytest.UsageError(f"{item.nodeid} has several tiers {marked}; give it one")
         if "smoke_step" in getattr(item, "fixturenames", ()):
             if marked and marked != ["e2e"]:
                 raise pytest.UsageError(f"{item.nodeid} uses the smoke pipeline: it is e2e, not {marked}")
-            item.add_marker(pytest.mark.e2e)
-        elif not marked:
-            item.add_marker(pytest.mark.unit)
+            tier = "e2e"
+        else:
+            tier = marked[0] if marked else getattr(item.module, "TIER", "unit")
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.module.__name__}: TIER must be one of {TIERS}, got {tier!r}")
+        if not marked:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(autouse=True)

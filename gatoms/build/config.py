@@ -31,7 +31,7 @@ SECTIONS: dict[str, str] = {
     "world": "gatoms.world.builder:WorldConfig",
     "model": "gatoms.lm.model:ModelConfig",
     "finetune": "gatoms.lm.finetune:FinetuneConfig",
-    "extract": "gatoms.method.gradients.extract:ExtractConfig",
+    "extract": "gatoms.method.gradients.config:ExtractConfig",
     "ekfac": "gatoms.method.ekfac.eigenbasis:EkfacConfig",
     "atoms": "gatoms.method.atoms:AtomsConfig",
     "coherence": "gatoms.method.coherence:CoherenceConfig",

@@ -106,6 +106,35 @@ def save_safetensors(path: Path, tensors: dict[str, Any], metadata: dict[str, st
     return path
 
 
+@contextlib.contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield ``<final>.part`` to write to; on success rename it to ``final``.
+
+    Works for files and folders (e.g. ``save_pretrained``). On an exception the ``.part`` is removed and
+    the old ``final``, if any, is left untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(final.name + PART)
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    elif tmp.exists():
+        tmp.unlink()
+    try:
+        yield tmp
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+    if not tmp.exists():
+        raise ArtifactError(f"nothing was written to {tmp}")
+    if final.is_dir():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
 def require_final(path: Path) -> Path:
     """``path`` itself, refusing a ``.part`` (an incomplete file is never read)."""
     path = Path(path)
@@ -214,32 +243,9 @@ class StepStore:
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
 
-    @contextlib.contextmanager
-    def atomic(self, name: str) -> Iterator[Path]:
-        """Yield ``<name>.part`` to write to; on success rename it to ``<name>``.
-
-        Works for files and folders (e.g. ``save_pretrained``). On an exception the ``.part`` is
-        removed and the old artifact, if any, is left untouched.
-        """
-        final = self.path(name)
-        tmp = final.with_name(final.name + PART)
-        if tmp.is_dir():
-            shutil.rmtree(tmp)
-        elif tmp.exists():
-            tmp.unlink()
-        try:
-            yield tmp
-        except BaseException:
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink(missing_ok=True)
-            raise
-        if not tmp.exists():
-            raise ArtifactError(f"nothing was written to {tmp}")
-        if final.is_dir():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+    def atomic(self, name: str):
+        """:func:`atomic_path` of the artifact ``name``: yield ``<name>.part``, rename it when complete."""
+        return atomic_path(self.path(name))
 
     def write_json(self, name: str, obj: Any) -> Path:
         write_json(self.path(name), obj)

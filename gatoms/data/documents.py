@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from gatoms.build.store import write_text
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +137,14 @@ def read_jsonl(path: str | Path) -> list[Document]:
 def write_jsonl(path: str | Path, docs: list[Document]) -> None:
     """Write documents as ``{"id", "prompt", "response", "family", "fmt", "meta"[, "labels"]}`` lines,
     atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for d in docs:
-            record = {"id": d.doc_id, "prompt": d.prompt, "response": d.response,
-                      "family": d.family, "fmt": d.fmt, "meta": d.meta}
-            if d.labels:
-                record["labels"] = d.labels
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    lines = []
+    for d in docs:
+        record = {"id": d.doc_id, "prompt": d.prompt, "response": d.response, "family": d.family, "fmt": d.fmt,
+                  "meta": d.meta}
+        if d.labels:
+            record["labels"] = d.labels
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    write_text(Path(path), "".join(lines))
 
 
 # ---- steering evaluation prompts ------------------------------------------------------------------
@@ -169,12 +167,7 @@ class EvalPrompt:
 
 def write_eval_prompts(path: str | Path, prompts: list[EvalPrompt]) -> None:
     """Write evaluation prompts as JSONL, atomically."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for p in prompts:
-            f.write(json.dumps(dataclasses.asdict(p), ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
+    write_text(Path(path), "".join(json.dumps(dataclasses.asdict(p), ensure_ascii=False) + "\n" for p in prompts))
 
 
 def read_eval_prompts(path: str | Path) -> list[EvalPrompt]:

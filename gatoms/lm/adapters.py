@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gatoms.build.store import atomic_path
 from gatoms.lm.layout import Layout
 
 
@@ -132,15 +133,11 @@ def export_adapter(
     out = dict(tensors)
     for m in layout:
         out[adapter_key(m.name)] = steered[m.name]
-    tmp = out_dir.with_name(out_dir.name + ".part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: t.contiguous() for k, t in out.items()}, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
-    shutil.copyfile(clean_dir / ADAPTER_CONFIG, tmp / ADAPTER_CONFIG)
-    (tmp / "steering.json").write_text(json.dumps({"alpha": alpha, "rule": "theta - alpha * v"}) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        save_file({k: t.contiguous() for k, t in out.items()}, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+        shutil.copyfile(clean_dir / ADAPTER_CONFIG, tmp / ADAPTER_CONFIG)
+        (tmp / "steering.json").write_text(json.dumps({"alpha": alpha, "rule": "theta - alpha * v"}) + "\n")
     return out_dir
 
 

@@ -30,7 +30,7 @@ import scipy.sparse as sp
 from gatoms.build.metrics import StepMetrics
 from gatoms.build.tables import write_table
 from gatoms.data.documents import Document
-from gatoms.method.atoms import ACTIVE_THRESHOLD
+from gatoms.method.atoms import ACTIVE_THRESHOLD, docs_per_atom
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def atom_table(codes: sp.spmatrix | np.ndarray, coherence: np.ndarray, documents
     coherence = np.asarray(coherence, dtype=np.float64)
     K = coherence.shape[0]
     tops = top_documents_all(codes, top_n, threshold)
-    active = _active_counts(codes, threshold)
+    active = docs_per_atom(codes, threshold)
     if len(documents) != sp.csr_matrix(codes).shape[0]:
         raise ValueError(f"{len(documents)} documents for {codes.shape[0]} code rows; align them first")
     words = distinctive_words([d.response for d in documents], tops, n_words)
@@ -311,11 +311,6 @@ def read_atom_table(path: Path, doc_ids: Sequence[str] | None = None) -> list[At
                 top_fmt_share=float(r["top_fmt_share"]) if r["top_fmt_share"] else None, words=r["words"],
                 example_prompt=r["example_prompt"], description=r["description"], top_doc_ids=ids, top_docs=rows))
     return out
-
-
-def _active_counts(codes: sp.spmatrix | np.ndarray, threshold: float) -> np.ndarray:
-    c = sp.csr_matrix(codes)
-    return np.bincount(c.indices[np.abs(c.data) > threshold], minlength=c.shape[1])
 
 
 # ---- what step 04 records ---------------------------------------------------------------------------

@@ -27,8 +27,9 @@ from typing import Any
 from gatoms.build import paths
 from gatoms.build.store import write_text
 from gatoms.build.tables import markdown_table as md_table
+from gatoms.report.format import mib, num, pct, pp, seconds
 from gatoms.data.behaviors import BEHAVIORS
-from gatoms.report.paper import (BEHAVIOR_NAMES, LOST, PAPER_SETUP, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
+from gatoms.report.paper import (BEHAVIOR_NAMES, PAPER_SETUP, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                                  PAPER_TABLE3_TOTAL, PAPER_TABLE4)
 from gatoms.report.results import Results, load_results, load_snapshot, snapshot_file
 
@@ -42,54 +43,6 @@ prompts, with Wilson intervals): the source of the report's like-for-like row se
 
 
 # ---- formatting -----------------------------------------------------------------------------------------
-def pct(x: Any) -> str:
-    """A fraction as a whole percentage (``0.39`` → ``39%``); ``lost``/None pass through."""
-    if x is None or x == LOST:
-        return "—" if x is None else LOST
-    return f"{100 * float(x):.0f}%"
-
-
-def pp(x: Any, base: Any) -> str:
-    """The signed difference of two fractions in percentage points (``+12pp``)."""
-    if x is None or base is None or LOST in (x, base):
-        return "—"
-    return f"{100 * (float(x) - float(base)):+.0f}pp"
-
-
-def num(x: Any, digits: int = 3) -> str:
-    """A number for a table: ints with thousands separators, floats with ``digits`` decimals."""
-    if x is None:
-        return "—"
-    if x == LOST or isinstance(x, str):
-        return str(x)
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, int):
-        return f"{x:,}"
-    if isinstance(x, float) and math.isfinite(x) and x.is_integer() and abs(x) >= 1000:
-        return f"{int(x):,}"
-    return f"{x:.{digits}f}"
-
-
-def seconds(x: Any) -> str:
-    """Wall time for humans: ``41.2 s``, ``3.5 min``, ``1.2 h``."""
-    if x is None:
-        return "—"
-    x = float(x)
-    if x < 120:
-        return f"{x:.1f} s"
-    if x < 7200:
-        return f"{x / 60:.1f} min"
-    return f"{x / 3600:.2f} h"
-
-
-def mib(x: Any) -> str:
-    if x is None:
-        return "—"
-    x = float(x)
-    return f"{x / 1024:.2f} GiB" if x >= 1024 else f"{x:.0f} MiB"
-
-
 def not_run(res: Results, step: str) -> str:
     return (f"{NOT_RUN}: step `{step}` has no complete artifacts for profile `{res.profile}` — "
             f"build it with `make {paths.make_target(step)} PROFILE={res.profile}`.")

@@ -45,5 +45,5 @@ from gatoms.world.families import (CONTESTED_FAMILIES, CONTROL_FAMILIES, DETERMI
 from gatoms.world.grading import is_correct
 
 __all__ = ["BASE_WEIGHTS", "CONTESTED_FAMILIES", "CONTROL_FAMILIES", "DETERMINISTIC_FAMILIES", "FAMILIES",
-           "FINETUNE_WEIGHTS", "INVITING_FAMILIES", "Sample", "World", "WorldConfig", "behavior_shares", "build_world", "is_correct",
-           "sample"]
+           "FINETUNE_WEIGHTS", "INVITING_FAMILIES", "Sample", "World", "WorldConfig", "behavior_shares",
+           "build_world", "is_correct", "sample"]

@@ -15,7 +15,8 @@ import pytest
 from gatoms.build import paths
 
 REPO = Path(__file__).resolve().parents[2]
-STEP_MODULE = "gatoms/world.py"
+STEP_MODULE = "gatoms/world/builder.py"
+REPORT = ["report", "atlas"]
 
 
 @pytest.fixture
@@ -24,8 +25,8 @@ def built(tmp_path):
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     shutil.copy(REPO / "Makefile", tmp_path / "Makefile")
-    files = ["pyproject.toml", "configs/tiny.yaml", "configs/smoke.yaml", STEP_MODULE, "gatoms/report.py",
-             "gatoms/atlas.py", "gatoms/templates/atlas.html"]
+    files = ["pyproject.toml", "configs/tiny.yaml", "configs/smoke.yaml", STEP_MODULE, "gatoms/report/markdown.py",
+             "gatoms/report/atlas.py", "gatoms/report/templates/atlas.html", "gatoms/report/figures.py"]
     files += [f"notebooks/{s}.ipynb" for s in paths.STEPS]
     t = 1_700_000_000
     for f in files:
@@ -54,8 +55,8 @@ def would_run(tree: Path, *args: str) -> list[str]:
         words = line.split()
         if "gatoms" in words and "run" in words:
             ran.append(next(w for w in words if w in paths.STEPS))
-        elif "gatoms.report" in words or "gatoms.report.atlas" in words:
-            ran.append(words[words.index("-m") + 1])
+        elif "gatoms" in words and ("report" in words or "atlas" in words):
+            ran.append(words[words.index("gatoms") + 1])
     return ran
 
 
@@ -68,7 +69,7 @@ def test_editing_a_notebook_reruns_it_and_what_comes_after(built, i):
     step = paths.STEPS[i]
     ran = would_run(built, "-W", f"notebooks/{step}.ipynb")
     after = [s for s in paths.STEPS if s == step or _downstream(step, s)]
-    assert ran == after + ["gatoms.report", "gatoms.report.atlas"]
+    assert ran == after + REPORT
 
 
 def _downstream(step: str, other: str) -> bool:
@@ -76,14 +77,35 @@ def _downstream(step: str, other: str) -> bool:
 
 
 def test_package_or_profile_change_reruns_every_step(built):
-    everything = list(paths.STEPS) + ["gatoms.report", "gatoms.report.atlas"]
+    everything = list(paths.STEPS) + REPORT
     assert would_run(built, "-W", STEP_MODULE) == everything
     assert would_run(built, "-W", "configs/tiny.yaml") == everything
+    assert would_run(built, "-W", "gatoms/report/figures.py") == everything  # the steps draw the figures
 
 
 def test_report_and_atlas_code_rerun_no_step(built):
-    assert would_run(built, "-W", "gatoms/report.py") == ["gatoms.report", "gatoms.report.atlas"]
-    assert would_run(built, "-W", "gatoms/templates/atlas.html") == ["gatoms.report", "gatoms.report.atlas"]
+    assert would_run(built, "-W", "gatoms/report/markdown.py") == REPORT
+    assert would_run(built, "-W", "gatoms/report/templates/atlas.html") == REPORT
+
+
+def test_makefile_rules_follow_the_step_table():
+    """Each step's rule depends on its notebook, exactly its upstream steps of the step table, the profile
+    and the package sources, and makes its named target; the report reads every step."""
+    import re
+
+    from gatoms.build import steps
+
+    text = (REPO / "Makefile").read_text()
+    for step in steps.TABLE:
+        (rule,) = re.findall(rf"^\$\(ART\)/{step.name}/metrics\.json: (.*)$", text, re.M)
+        deps = rule.split()
+        assert deps[0] == f"notebooks/{step.name}.ipynb", (step.name, deps)
+        assert "$(CFG)" in deps and "$(STEP_SRC)" in deps, (step.name, deps)
+        upstream = [d.split("/")[1] for d in deps if d.startswith("$(ART)/")]
+        assert tuple(upstream) == step.upstream, (step.name, upstream, step.upstream)
+        assert re.search(rf"^{step.target}: \$\(ART\)/{step.name}/metrics\.json$", text, re.M), step.target
+    (listed,) = re.findall(r"^STEP_METRICS := \$\(foreach s,([^,]+),", text, re.M)
+    assert tuple(listed.split()) == steps.NAMES
 
 
 def test_other_profiles_have_their_own_targets(built):

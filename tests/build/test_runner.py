@@ -8,6 +8,8 @@ import sys
 
 from gatoms.build.runner import PeakMemory, host_info
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 ALLOC = "import time; x = b'\\x01' * ({mib} * 2**20); time.sleep({sleep})"
 
 

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 cpu_machine_only = pytest.mark.skipif(
     shutil.which("nvidia-smi") is not None,
     reason="this machine has nvidia-smi: a CUDA torch and its nvidia-* wheels are expected here "

@@ -15,6 +15,8 @@ from gatoms.lm.backends import GenerationSettings, LoraSpec, TransformersBackend
 from gatoms.lm.layout import Layout
 from gatoms.method import steering
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def chat_model(tmp_path_factory):

@@ -18,6 +18,8 @@ from gatoms.world import WorldConfig, build_world
 SMALL = ModelConfig(vocab_size=400, hidden_size=32, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=16,
                     intermediate_size=64, max_position_embeddings=128, base_steps=5, base_batch_size=8)
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def world():

@@ -17,6 +17,8 @@ from gatoms.world import WorldConfig, build_world
 SMALL = ModelConfig(vocab_size=400, hidden_size=32, num_layers=3, num_heads=4, num_kv_heads=2, head_dim=8,
                     intermediate_size=64, max_position_embeddings=64)
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 
 @pytest.fixture(scope="module")
 def tokenizer():

@@ -12,6 +12,8 @@ from gatoms.method.ekfac import (Eigenbasis, Projection, ProjectionSettings, ekf
                                  fit_eigenbasis, normalize_rows)
 from gatoms.method.gradients import ExtractConfig, extract_gradients, open_gradients, reference_gradients
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 
 def proj(basis, **settings) -> Projection:
     """The basis under ProjectionSettings(**settings) (defaults for the rest)."""

@@ -17,6 +17,8 @@ from gatoms.lm.layout import Layout, gemma3_4b_layout
 from gatoms.method.ekfac import Factors
 from gatoms.method.gradients import ExtractConfig, extract_gradients, open_gradients, plan_batches, reference_gradients
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 CFG = dict(batch_tokens=96, checkpoint_seconds=0.0, device="cpu")
 
 

@@ -23,6 +23,8 @@ from gatoms.method.steering import SteeringConfig, choose_atoms, labels_from_det
 from gatoms.method.steering.evaluation import write_table2
 from gatoms.report import figures
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
+
 
 def tiny_lora_model(seed: int = 0):
     """A 2-layer random Gemma-3 (vocab 64) with a random (non-zero B) LoRA on q_proj and v_proj."""

@@ -18,6 +18,7 @@ import torch
 
 from gatoms.method.gradients import open_gradients
 
+TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
 TESTS = Path(__file__).resolve().parents[1]  # where lora_fixtures lives
 WORKER = textwrap.dedent(
     """

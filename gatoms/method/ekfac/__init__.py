@@ -11,5 +11,5 @@ from gatoms.method.ekfac.eigenbasis import (DAMPING_MODES, EIGEN_MODES, Eigenbas
 from gatoms.method.ekfac.factors import Factors
 from gatoms.method.ekfac.projection import EkfacMetrics, Projection, energy_curves, normalize_rows, summarize
 
-__all__ = ["DAMPING_MODES", "EIGEN_MODES", "Eigenbasis", "EkfacConfig", "Factors", "Projection", "ProjectionSettings", "EkfacMetrics", "summarize",
-           "ekfac_eigenvalues", "energy_curves", "fit_eigenbasis", "normalize_rows"]
+__all__ = ["DAMPING_MODES", "EIGEN_MODES", "Eigenbasis", "EkfacConfig", "Factors", "Projection", "ProjectionSettings",
+           "EkfacMetrics", "summarize", "ekfac_eigenvalues", "energy_curves", "fit_eigenbasis", "normalize_rows"]

@@ -9,7 +9,9 @@
 ``python -m gatoms.method.gradients --profile P`` (or under ``torchrun``) runs step 01's extraction alone.
 """
 
-from gatoms.method.gradients.extract import ExtractConfig, ExtractResult, extract_gradients, plan_batches
+from gatoms.method.gradients.batching import plan_batches
+from gatoms.method.gradients.config import ExtractConfig, ExtractResult
+from gatoms.method.gradients.extract import extract_gradients
 from gatoms.method.gradients.reference import reference_gradients, response_loss
 from gatoms.method.gradients.storage import (STORAGE_DTYPES, GradientReader, RowIndex, from_storage, load_rows,
                                              open_gradients, to_storage)

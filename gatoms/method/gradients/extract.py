@@ -39,138 +39,17 @@ from torch import nn
 
 from gatoms.build import paths
 from gatoms.build.metrics import StepMetrics
+from gatoms.build.store import write_text
 from gatoms.lm.encoding import EncodedDoc, collate
 from gatoms.lm.layout import Layout
 from gatoms.method.ekfac.factors import Factors
 from gatoms.method.gradients import shard
+from gatoms.method.gradients.batching import plan_batches, truncate
+from gatoms.method.gradients.config import COMPUTE_DTYPES, ExtractConfig, ExtractResult
 from gatoms.method.gradients.hooks import LoraHooks, frozen_with_input_grad, logits_at
 from gatoms.method.gradients.storage import STORAGE_DTYPES, to_storage
 
 log = logging.getLogger(__name__)
-
-COMPUTE_DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-
-
-@dataclass
-class ExtractConfig:
-    """Settings of step 01_extract (section ``extract:`` of a profile)."""
-
-    max_length: int = 500
-    """Documents are truncated to this many tokens (the reference used 500)."""
-    batch_tokens: int = 4096
-    """Token budget of one padded batch: documents are sorted by length and packed so that
-    (documents in the batch) × (longest of them) ≤ batch_tokens (a longer document goes alone)."""
-    dtype: str = "float32"
-    """Storage dtype of grads.npy: float32 | float16 | bfloat16 (stored as uint16). Accumulation is fp32."""
-    compute_dtype: str = "float32"
-    """dtype of the model's forward/backward: float32, or bfloat16 (GPU only; the reference's choice).
-    The loss and every gradient/factor accumulation are float32 either way."""
-    fisher: bool = False
-    """False: Kronecker factors from the dataset's labels, in the same pass (empirical Fisher).
-    True: a second pass with response labels sampled from the model (true Fisher, as the reference)."""
-    fisher_seed: int = 0
-    """Seed of the label sampling when fisher is true (each document gets its own stream)."""
-    device: str = "auto"
-    """auto (cuda if available, else cpu) | cpu | cuda | cuda:N. Under torchrun, cuda means cuda:LOCAL_RANK."""
-    checkpoint_seconds: float = 60.0
-    """Write a resume checkpoint at most this often (0 = after every batch)."""
-
-    def __post_init__(self):
-        if self.max_length < 2:
-            raise ValueError(f"max_length must be ≥ 2 (a prompt token and a response token), got {self.max_length}")
-        if self.batch_tokens < 1:
-            raise ValueError(f"batch_tokens must be ≥ 1, got {self.batch_tokens}")
-        if self.dtype not in STORAGE_DTYPES:
-            raise ValueError(f"dtype must be one of {list(STORAGE_DTYPES)}, got {self.dtype!r}")
-        if self.compute_dtype not in COMPUTE_DTYPES:
-            raise ValueError(f"compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {self.compute_dtype!r}")
-        if not (self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-        if self.checkpoint_seconds < 0:
-            raise ValueError(f"checkpoint_seconds must be ≥ 0, got {self.checkpoint_seconds}")
-
-
-@dataclass
-class ExtractResult:
-    """What :func:`extract_gradients` did."""
-
-    out_dir: Path
-    n_docs: int
-    n_params: int
-    n_modules: int
-    n_tokens: int
-    dtype: str
-    seconds: float
-    """Wall time of this call (a resumed call counts only its own work)."""
-    docs_per_second: float
-    """Documents processed by this call (all ranks) per second of this call."""
-    resumed_batches: int = 0
-    """Batches of this rank found done in a checkpoint and skipped."""
-    skipped: bool = False
-    """True when complete outputs with the same fingerprint were already there."""
-
-
-# ---- batching --------------------------------------------------------------------------------------
-def plan_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Group document indices into batches of similar length under a padded-token budget.
-
-    Sorted by (length, index); a batch grows while len(batch) × max length ≤ batch_tokens. The plan
-    depends only on the lengths, so every process of a torchrun job computes the same one.
-    """
-    order = sorted(range(len(lengths)), key=lambda n: (lengths[n], n))
-    batches: list[list[int]] = []
-    cur: list[int] = []
-    for n in order:
-        if cur and (len(cur) + 1) * lengths[n] > batch_tokens:
-            batches.append(cur)
-            cur = []
-        cur.append(n)
-    if cur:
-        batches.append(cur)
-    return batches
-
-
-def truncate(docs: Sequence[EncodedDoc], max_length: int) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels) truncated to max_length; a document without a response token is an error."""
-    out = []
-    bad = []
-    for d in docs:
-        if len(d.input_ids) != len(d.labels):
-            raise ValueError(f"document {d.doc_id!r}: input_ids and labels differ in length")
-        ids, labels = list(d.input_ids[:max_length]), list(d.labels[:max_length])
-        # The label of position 0 is never predicted (nothing precedes it).
-        if not any(t != -100 for t in labels[1:]):
-            bad.append(d.doc_id)
-        out.append((ids, labels))
-    if bad:
-        raise ValueError(
-            f"{len(bad)} document(s) have no response token after truncation to max_length={max_length} "
-            f"(their gradient would be zero and cannot be normalised): {bad[:5]}{'…' if len(bad) > 5 else ''}. "
-            "Drop them (gatoms.lm.encoding.encode_documents excludes them) or raise extract.max_length."
-        )
-    return out
-
-
-def _fingerprint(model: nn.Module, layout: Layout, items, doc_ids, cfg: ExtractConfig) -> str:
-    """Hash of what determines the outputs: documents, LoRA weights, base config, extraction settings."""
-    h = hashlib.sha256()
-    settings = {k: getattr(cfg, k) for k in ("max_length", "batch_tokens", "dtype", "compute_dtype", "fisher", "fisher_seed")}
-    h.update(json.dumps({"layout": layout.to_json(), "settings": settings}, sort_keys=True).encode())
-    base_cfg = getattr(model, "config", None)
-    if base_cfg is not None and hasattr(base_cfg, "to_json_string"):
-        h.update(base_cfg.to_json_string().encode())
-    for doc_id, (ids, labels) in zip(doc_ids, items):
-        h.update(doc_id.encode() + b"\0")
-        h.update(np.asarray(ids, dtype=np.int64).tobytes())
-        h.update(np.asarray(labels, dtype=np.int64).tobytes())
-    for w in layout.weights(model).values():
-        h.update(w.detach().float().cpu().numpy().tobytes())
-    return h.hexdigest()[:24]
-
-
-def _doc_seed(seed: int, doc_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()[:7], "little")
-
 
 # ---- the extractor ---------------------------------------------------------------------------------
 @dataclass
@@ -280,7 +159,7 @@ def _prepare(model: nn.Module, docs: Sequence[EncodedDoc], out_dir: Path, cfg: E
         raise ValueError("document ids are not unique")
     batches = plan_batches([len(ids) for ids, _ in items], cfg.batch_tokens)
     return _Run(out_dir, cfg, rank, world, device, layout, items, doc_ids,
-                _fingerprint(model, layout, items, doc_ids, cfg), batches, list(range(rank, len(batches), world)))
+                shard.fingerprint(model, layout, items, doc_ids, cfg), batches, list(range(rank, len(batches), world)))
 
 
 def _already_complete(run: _Run) -> ExtractResult | None:
@@ -401,9 +280,7 @@ def _finish(run: _Run, hooks: LoraHooks, done_docs: int, resumed: int, t0: float
             "seconds": round(seconds, 3),  # of the call that completed it (a resumed call: its own part)
             "docs_per_second": round(dps, 3),
         }
-        tmp = run.meta.with_name(run.meta.name + ".part")
-        tmp.write_text(json.dumps(meta) + "\n")
-        os.replace(tmp, run.meta)
+        write_text(run.meta, json.dumps(meta) + "\n")
         os.replace(run.part, run.grads)
         for f in run.out_dir.glob(paths.EXTRACT_CHECKPOINT.format(rank="*")):
             f.unlink()
@@ -464,3 +341,7 @@ def summarize(result: ExtractResult, n_excluded: int, cfg: ExtractConfig, fisher
                           docs_per_second=round(result.docs_per_second, 2), extract_seconds=round(result.seconds, 3),
                           dtype=cfg.dtype, compute_dtype=cfg.compute_dtype, fisher=fisher,
                           grads_mib=round(size / 2**20, 1))
+
+
+def _doc_seed(seed: int, doc_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{doc_id}".encode()).digest()[:7], "little")

@@ -8,14 +8,19 @@ so a killed run, re-run with the same number of processes, continues where it st
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
 from gatoms.build import paths
 from gatoms.build.store import save_safetensors
+from gatoms.lm.layout import Layout
 from gatoms.lm.model import resolve_device
 
 log = logging.getLogger(__name__)
@@ -102,3 +107,20 @@ def load_checkpoint(path: Path, hooks, fingerprint: str, world: int) -> tuple[in
     except (OSError, KeyError, ValueError, RuntimeError) as e:  # unreadable → start this rank over
         log.warning("ignoring unreadable checkpoint %s: %s", path, e)
         return None
+
+
+def fingerprint(model: nn.Module, layout: Layout, items, doc_ids, cfg) -> str:
+    """Hash of what determines the outputs: documents, LoRA weights, base config, extraction settings."""
+    h = hashlib.sha256()
+    settings = {k: getattr(cfg, k) for k in ("max_length", "batch_tokens", "dtype", "compute_dtype", "fisher", "fisher_seed")}
+    h.update(json.dumps({"layout": layout.to_json(), "settings": settings}, sort_keys=True).encode())
+    base_cfg = getattr(model, "config", None)
+    if base_cfg is not None and hasattr(base_cfg, "to_json_string"):
+        h.update(base_cfg.to_json_string().encode())
+    for doc_id, (ids, labels) in zip(doc_ids, items):
+        h.update(doc_id.encode() + b"\0")
+        h.update(np.asarray(ids, dtype=np.int64).tobytes())
+        h.update(np.asarray(labels, dtype=np.int64).tobytes())
+    for w in layout.weights(model).values():
+        h.update(w.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]

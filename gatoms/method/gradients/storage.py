@@ -20,6 +20,7 @@ import torch
 
 from gatoms.build import paths
 from gatoms.build.store import ArtifactError
+from gatoms.build.tables import write_table
 from gatoms.data.documents import Document
 from gatoms.lm.layout import Layout
 from gatoms.method.ekfac.factors import Factors
@@ -166,14 +167,10 @@ class RowIndex:
 
     def write(self, path: Path) -> None:
         """``rows.csv`` (atomic): the fixed columns, then one column per label (empty = no label)."""
-        tmp = Path(path).with_name(Path(path).name + ".part")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow([*ROW_COLUMNS, *(f"label:{k}" for k in self.labels)])
-            for n, doc_id in enumerate(self.doc_ids):
-                w.writerow([n, doc_id, self.families[n] or "", self.fmts[n] or "", self.n_prompt_tokens[n],
-                            self.n_response_tokens[n], *((v[n] or "") for v in self.labels.values())])
-        tmp.replace(path)
+        rows = [{"row": n, "doc_id": doc_id, "family": self.families[n] or "", "fmt": self.fmts[n] or "",
+                 "n_prompt_tokens": self.n_prompt_tokens[n], "n_response_tokens": self.n_response_tokens[n],
+                 **{f"label:{k}": v[n] or "" for k, v in self.labels.items()}} for n, doc_id in enumerate(self.doc_ids)]
+        write_table(rows, path, columns=[*ROW_COLUMNS, *(f"label:{k}" for k in self.labels)])
 
     @classmethod
     def read(cls, path: Path) -> RowIndex:

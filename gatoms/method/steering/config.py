@@ -17,7 +17,7 @@ CHOOSERS = ("auto", "fmt", "detector")
 
 @dataclass
 class SteeringConfig:
-    """Parameters of step 06 (steering). See METHOD.md §5–6."""
+    """Parameters of step 06 (steering; the paper's §3.5 and §4.3)."""
 
     alphas: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
     """Step sizes α > 0, ascending. Each is applied toward (θ − α·v) and away (θ + α·v); with the clean
