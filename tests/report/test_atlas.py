@@ -289,7 +289,7 @@ def test_atlas_in_headless_chromium(fake_profile):
                     svgs: d.querySelectorAll('svg').length, points: d.querySelectorAll('svg circle').length}; })()""")
         assert detail["hidden"] is False and detail["docs"] == 4 and detail["svgs"] == 1
         assert detail["points"] == len(fake.STEERING["bullets"])
-        assert detail["match"] == sum(fake.documents()[i]["family"] == "code" for i in (1, 4, 7, 10))
+        assert detail["match"] == sum(fake.documents()[i].family == "code" for i in (1, 4, 7, 10))
         assert fake.TRICKY in detail["text"]
         assert await b.js("document.getElementById('atom-5').nextElementSibling.querySelectorAll('svg').length") == 0
 
@@ -306,7 +306,7 @@ def test_smoke_atlas_in_headless_chromium(smoke_step, smoke_tree, monkeypatch):
     steered = {m["atom"] for m in StepStore.read("smoke", "06_steering").metrics()["behaviors"].values()}
 
     async def check(b: Browser):
-        assert sorted(await b.js(VISIBLE)) == sorted(r["atom"] for r in table)
+        assert sorted(await b.js(VISIBLE)) == sorted(r.atom for r in table)
         n = await b.js("document.querySelectorAll('tr.atom td .steer').length")
         assert n >= len(steered) > 0
 
