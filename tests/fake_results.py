@@ -5,7 +5,6 @@ generations and runner records. Written through the real :class:`gatoms.build.st
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from typing import Any
@@ -21,7 +20,8 @@ from gatoms.method.coherence import AtomRow, CoherenceMetrics, write_atom_table
 from gatoms.method.ekfac import EkfacMetrics
 from gatoms.method.gradients import RowIndex
 from gatoms.method.gradients.extract import ExtractMetrics
-from gatoms.method.steering.evaluation import SteeringMetrics
+from gatoms.method.steering.metrics import BestCell, CompositionPart, CurvePoint, SteeredAtom, SteeringMetrics
+from gatoms.method.steering.nulls import NullResult
 
 FAMILIES = ("arithmetic", "code", "yes_no_qa")
 N_DOCS = 30
@@ -40,6 +40,29 @@ ATOMS = [
     (7, 6, 0.0, 1, None, None, "dead atom", [18]),
     (8, 4, 0.0, 0, None, None, "dead atom", []),
 ]
+
+def steered_atom(**changes: Any) -> SteeredAtom:
+    """A steered behaviour's record (bullets, atom 7, steered), with ``changes``."""
+    values = dict(atom=7, coherence=0.402, chosen_by="detector", share=1.0, accepted=True, alpha=2.0,
+                  budget_reached=True, kl_dev=0.03, n=4, base=0.25, base_ci=[0.05, 0.7], toward=0.75,
+                  toward_ci=[0.3, 0.95], away=0.0, away_ci=[0.0, 0.49], signed=0.375, signed_ci=[0.125, 0.5],
+                  symmetric=0.125, symmetric_ci=[-0.125, 0.375], toward_shift=0.5, toward_shift_ci=[0.25, 0.75],
+                  away_shift=-0.25, away_shift_ci=[-0.5, 0.0], control_base=0.0, control_toward=0.05,
+                  control_away=0.0, degenerate_toward=0.0, degenerate_away=0.0, intact=True, kl=0.035,
+                  capability=0.8, capability_clean=0.81, ppl_ratio=1.01, intact_reasons=[], significant=True,
+                  beats_nulls=True, steered=True, verdict="steered",
+                  nulls={"random": NullResult("random", 3, 0.375, 0.25, 100.0, 0.0, -0.1, 0.1, [-0.1, 0.0, 0.1],
+                                              ["random:0", "random:1", "random:2"], [0.004])},
+                  best_toward=BestCell(2.0, 0.75, [0.3, 0.95], 0.8, True),
+                  best_away=BestCell(-1.0, 0.0, [0.0, 0.49], 0.0, True),
+                  best_toward_any=BestCell(2.0, 0.75, [0.3, 0.95], 0.8, True),
+                  best_away_any=BestCell(-1.0, 0.0, [0.0, 0.49], 0.0, True),
+                  curve=[CurvePoint(a, r, [max(0.0, r - 0.3), min(1.0, r + 0.3)], 0.0, 0.01 * abs(a), 0.8, True)
+                         for a, r in ((-2.0, 0.0), (-1.0, 0.0), (0.0, 0.25), (1.0, 0.5), (2.0, 0.75))],
+                  preconditioned={"signed": 0.125, "signed_ci": [0.0, 0.25], "toward": 0.5, "away": 0.25, "kl": 0.02})
+    values.update(changes)
+    return SteeredAtom(**values)
+
 
 METRICS: dict[str, StepMetrics] = {
     "00_finetune": FinetuneMetrics(
@@ -67,19 +90,28 @@ METRICS: dict[str, StepMetrics] = {
                  "kmeans": {"families_recovered": 2, "nmi": 0.5556, "purity_top50": 0.5}}),
     "06_steering": SteeringMetrics(
         seconds=240.0,
-        behaviors={
-            "bullets": {"atom": 7, "coherence": 0.402, "base": 0.25, "best_toward": 0.75, "best_toward_alpha": 2.0,
-                        "best_away": 0.0, "best_away_alpha": 1.0, "random_max_shift": 0.05, "beats_random": True,
-                        "preconditioned": {"best_toward": 0.5, "best_toward_alpha": 5.0, "best_away": 0.25,
-                                           "best_away_alpha": 10.0}},
-            "yes_no": {"atom": 2, "coherence": 0.655, "base": 0.5, "best_toward": 0.75, "best_toward_alpha": 1.0,
-                       "best_away": 0.25, "best_away_alpha": 2.0, "random_max_shift": 0.0}},
-        goals={"bullets moves >= 14pp": True, "yes_no beats random directions": False},
-        composition={
-            "bullets": {"direction": "toward", "alpha": 2.0, "base": 0.25, "alone": 0.75, "combined": 0.6,
-                        "combined_ci": [0.4, 0.77]},
-            "refusal": {"direction": "away", "alpha": 1.0, "base": 0.5, "alone": 0.1, "combined": 0.2,
-                        "combined_ci": [0.1, 0.35]}}),
+        behaviors={"bullets": steered_atom(), "yes_no": steered_atom(
+            atom=2, coherence=0.655, alpha=12.5, base=0.5, toward=0.25, away=0.0, signed=0.125,
+            signed_ci=[-0.05, 0.3], symmetric=-0.375, symmetric_ci=[-0.5, -0.25], toward_shift=-0.25,
+            away_shift=-0.5, intact=False, capability=0.6, intact_reasons=["capability 60% vs clean 81%"],
+            significant=False, beats_nulls=False, steered=False,
+            verdict="not steered: not intact at the budgeted α (capability 60% vs clean 81%)",
+            nulls={"random": NullResult("random", 3, 0.125, 0.5, 50.0, 0.1, 0.0, 0.2, [0.0, 0.1, 0.2],
+                                        ["random:0", "random:1", "random:2"], [0.01])},
+            best_toward=None, best_away=BestCell(-2.0, 0.25, [0.1, 0.5], 0.3, True),
+            best_toward_any=BestCell(1.0, 0.75, [0.4, 0.9], 0.8, False),
+            best_away_any=BestCell(-2.0, 0.25, [0.1, 0.5], 0.3, True))},
+        oracle={"bullets": steered_atom(chosen_by="fmt", same_atom=True),
+                "yes_no": steered_atom(atom=3, chosen_by="fmt", alpha=4.0, signed=0.2, signed_ci=[0.1, 0.3])},
+        composition={"bullets": CompositionPart("toward", 2.0, 0.25, 0.75, 0.6, [0.4, 0.77]),
+                     "refusal": CompositionPart("away", 1.0, 0.5, 0.1, 0.2, [0.1, 0.35])},
+        composition_intact=False, composition_kl=0.09, steered=["bullets"], not_steered=["yes_no"],
+        goals={"bullets moves >= 14pp at the budgeted α, model intact": True,
+               "yes_no beats every null at the budgeted α": False},
+        alphas=[1.0, 2.0], kl_budget=0.03, kl_budget_rule="finetune", kl_max=0.06,
+        intact_rule="KL ≤ 0.06 and capability within 5 points", null_kinds=["random"], n_null=3, grader="world",
+        capability_clean=0.81, n_capability=110, finetune_kl=0.031,
+        n_prompts={"dev_inviting": 4, "dev_control": 2, "test_inviting": 8, "test_control": 4}),
 }
 """The metrics each step "wrote" (``seconds`` included, so write_metrics keeps them)."""
 
@@ -110,11 +142,13 @@ def generations() -> list[dict[str, Any]]:
         for alpha, flags in curve.items():
             kind = "clean" if alpha == 0 else "atom"
             for j, hit in enumerate(flags):
-                recs.append({"behavior": b, "kind": kind, "alpha": alpha, "prompt_kind": "inviting",
-                             "prompt": f"p{j}", "response": "r", "detected": bool(hit)})
-            # controls never count in the atlas curve (inviting prompts only)
-            recs.append({"behavior": b, "kind": kind, "alpha": alpha, "prompt_kind": "control",
-                         "prompt": "c", "response": "r", "detected": True})
+                recs.append({"behavior": b, "kind": kind, "alpha": alpha, "prompt_kind": "inviting", "split": "test",
+                             "prompt_id": f"{b}-{j}", "prompt": f"p{j}", "response": "r", "detected": bool(hit)})
+            # controls and dev prompts never count in the atlas curve (test inviting prompts only)
+            recs.append({"behavior": b, "kind": kind, "alpha": alpha, "prompt_kind": "control", "split": "test",
+                         "prompt_id": f"{b}-c", "prompt": "c", "response": "r", "detected": True})
+            recs.append({"behavior": b, "kind": kind, "alpha": alpha, "prompt_kind": "inviting", "split": "dev",
+                         "prompt_id": f"{b}-d", "prompt": "d", "response": "r", "detected": True})
     return recs
 
 
@@ -124,27 +158,6 @@ def atom_rows() -> list[AtomRow]:
                     top_fmt="plain", top_fmt_share=1.0, words="alpha beta", example_prompt=f"example for {atom}",
                     description=desc, top_doc_ids=tuple(docs[i].doc_id for i in top), top_docs=tuple(top))
             for rank, atom, coh, n, fam, share, desc, top in ATOMS]
-
-
-TABLE2_ALL = [
-    # behavior, n, base, toward, toward_alpha, away, away_alpha (over inviting + control prompts)
-    ("bullets", 100, 0.33, 0.94, 2.0, 0.0, 1.0),
-    ("yes_no", 100, 0.39, 0.51, 1.0, 0.0, 2.0),
-]
-
-
-def write_table2_csv(path) -> None:
-    """06_steering's table2_steering.csv: one row per behaviour and prompt set, with Wilson intervals."""
-    cols = ["behavior", "prompts", "atom", "coherence", "n", "base", "base_lo", "base_hi", "toward", "toward_lo",
-            "toward_hi", "toward_dpp", "toward_alpha", "away", "away_lo", "away_hi", "away_dpp", "away_alpha"]
-    atoms = {b: m["atom"] for b, m in METRICS["06_steering"].behaviors.items()}
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for b, n, base, tw, ta, aw, aa in TABLE2_ALL:
-            for prompts in ("inviting", "all"):
-                w.writerow([b, prompts, atoms[b], 0.5, n, base, base - 0.1, base + 0.1, tw, tw - 0.05,
-                            min(1.0, tw + 0.05), 100 * (tw - base), ta, aw, 0.0, aw + 0.04, 100 * (aw - base), aa])
 
 
 def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool = True) -> None:
@@ -163,8 +176,6 @@ def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool
             with open(store.path(paths.GENERATIONS), "w") as f:
                 for r in generations():
                     f.write(json.dumps(r) + "\n")
-        if step == "06_steering":
-            write_table2_csv(paths.figure(profile, "table2_steering", "csv"))
         store.write_metrics(METRICS[step])
         if runs:
             write_json(paths.run_record(profile, step), {

@@ -106,3 +106,19 @@ def bruteforce_factors(model, docs) -> tuple[dict, dict, int, dict]:
         w.requires_grad_(False)
         w.grad = None
     return {k: v / T for k, v in A.items()}, {k: v / T for k, v in S.items()}, T, grads_ok
+
+
+def random_eigenbasis(layout: Layout, k: int, seed: int = 0):
+    """A stand-in EKFAC basis: random orthonormal Q_A, Q_S and positive eigenvalues (kfac mode)."""
+    from gatoms.method.ekfac import Eigenbasis, Projection, ProjectionSettings
+
+    g = torch.Generator().manual_seed(seed)
+    q_a, lam_a, q_s, lam_s = {}, {}, {}, {}
+    for m in layout:
+        o, i = m.shape
+        q_s[m.name] = torch.linalg.qr(torch.randn(o, o, generator=g, dtype=torch.float64))[0]
+        q_a[m.name] = torch.linalg.qr(torch.randn(i, i, generator=g, dtype=torch.float64))[0]
+        lam_s[m.name] = torch.rand(o, generator=g, dtype=torch.float64) + 0.1
+        lam_a[m.name] = torch.rand(i, generator=g, dtype=torch.float64) * 10 + 0.1
+    return Projection(Eigenbasis(layout, q_a, lam_a, q_s, lam_s),
+                      ProjectionSettings(k=k, eigen_mode="kfac", damping=0.1, damping_mode="relative"))

@@ -1,6 +1,7 @@
 """Where a profile's documents and model come from, and reading step 00's artifacts back.
 
 - :func:`finetune_documents` — the fine-tuning documents: the synthetic world's, or a user's JSONL file.
+- :func:`capability_grader` — how the held-out documents' answers are graded (the world's grader, or none).
 - :func:`load_finetuned`, :func:`load_documents`, :func:`load_eval_prompts` — the fine-tuned model and the
   documents that step ``00_finetune`` recorded, for the later steps.
 """
@@ -91,3 +92,23 @@ def generation_backend(profile: str, name: str, settings, model, tokenizer, layo
         return make_backend("vllm", settings, model=base_model_path(profile), tokenizer=tokenizer, max_lora_rank=r,
                             max_loras=max_loras)
     return make_backend("transformers", settings, model=model, tokenizer=tokenizer, layout=layout)
+
+
+def capability_grader(docs: list[Document], choice: str = "auto"):
+    """How step 06 grades capability on the held-out documents ``docs``: ``(grade, families, own)`` — the
+    world's :func:`gatoms.world.is_correct`, its deterministic families (one right answer each) and, per
+    behaviour, the families that invite it (a behaviour's variants are not graded on its own families) when
+    ``choice`` is ``world``, or ``auto`` and every document is of a world family; else ``(None, every family
+    of docs, {})`` (no grader: held-out perplexity stands in)."""
+    from gatoms.world import DETERMINISTIC_FAMILIES, FAMILIES, INVITING_FAMILIES, is_correct
+
+    families = sorted({d.family or "" for d in docs})
+    if choice == "none":
+        return None, families, {}
+    ok = bool(docs) and all(d.family in FAMILIES for d in docs) and bool(set(families) & set(DETERMINISTIC_FAMILIES))
+    if choice == "world" and not ok:
+        raise ValueError("steering.grader is 'world' but the held-out documents are not the synthetic world's; "
+                         "set grader: none (KL and held-out perplexity decide intact)")
+    if not ok:
+        return None, families, {}
+    return is_correct, list(DETERMINISTIC_FAMILIES), {b: tuple(f) for b, f in INVITING_FAMILIES.items()}

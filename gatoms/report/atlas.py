@@ -5,7 +5,8 @@
 Every atom of ``04_coherence/atom_table.csv`` with its coherence, active documents and description; its
 top documents (prompt and response from ``00_finetune/train.jsonl``, coloured by true task family where
 the data has labels, the atom's majority family highlighted); and, for the atoms ``06_steering``
-steered, the measured curve of behaviour rate against signed α (inline SVG, Wilson 95% intervals).
+steered, the measured curve of behaviour rate against signed α on the test prompts (inline SVG, Wilson 95%
+intervals; hollow where the variant did not keep the model intact, larger at the budgeted α) and its verdict.
 Searchable and sortable; no server, no external URL — the data is embedded in the page as JSON and the
 page is plain HTML, CSS and JavaScript (``gatoms/templates/atlas.html``).
 """
@@ -23,7 +24,7 @@ from typing import Any
 from gatoms.build import paths
 from gatoms.build.store import ArtifactError, StepStore, write_text
 from gatoms.method.gradients.storage import load_rows
-from gatoms.method.steering.evaluation import SteeringMetrics
+from gatoms.method.steering.metrics import SteeringMetrics
 from gatoms.report.paper import BEHAVIOR_NAMES
 from gatoms.report.results import Results, load_results
 
@@ -44,10 +45,12 @@ def read_documents(profile: str) -> dict[int, dict[str, Any]]:
 
 
 def steering_curves(profile: str, metrics: SteeringMetrics | None) -> dict[int, list[dict[str, Any]]]:
-    """Atom → its measured steering curves: [{behavior, name, points: [{alpha, rate, lo, hi, k, n}]}].
+    """Atom → its measured steering curves: [{behavior, name, verdict, alpha_star, points: [{alpha, rate, lo,
+    hi, k, n, intact}]}].
 
-    From ``06_steering/generations.jsonl`` (one record per response: behavior, kind, alpha, prompt_kind,
-    detected), rates on the inviting prompts for the behaviour's atom; α = 0 is the clean adapter.
+    From ``06_steering/generations.jsonl`` (one record per response: behavior, kind, alpha, prompt_kind, split,
+    detected), rates on the test inviting prompts for the behaviour's atom (α = 0 is the clean adapter);
+    whether each variant kept the model intact, from the step's metrics.
     """
     if not metrics or not metrics.behaviors:
         return {}
@@ -58,18 +61,21 @@ def steering_curves(profile: str, metrics: SteeringMetrics | None) -> dict[int, 
 
     with open(gen, encoding="utf-8") as f:
         records = [json.loads(line) for line in f if line.strip()]
-    table = rates(records)
+    table = rates(records, split="test")
     out: dict[int, list[dict[str, Any]]] = {}
     for behavior, info in metrics.behaviors.items():
         c = curve(table, behavior, "atom", "inviting")
         if not c:
             continue
+        intact = {p.alpha: p.intact for p in info.curve}
         points = []
         for alpha, r in sorted(c.items()):
             lo, hi = r.ci
-            points.append({"alpha": alpha, "rate": r.rate, "lo": lo, "hi": hi, "k": r.k, "n": r.n})
-        out.setdefault(int(info["atom"]), []).append(
-            {"behavior": behavior, "name": BEHAVIOR_NAMES.get(behavior, behavior), "points": points})
+            points.append({"alpha": alpha, "rate": r.rate, "lo": lo, "hi": hi, "k": r.k, "n": r.n,
+                           "intact": intact.get(alpha, True)})
+        out.setdefault(int(info.atom), []).append(
+            {"behavior": behavior, "name": BEHAVIOR_NAMES.get(behavior, behavior), "verdict": info.verdict,
+             "alpha_star": info.alpha, "points": points})
     return out
 
 

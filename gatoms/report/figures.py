@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from gatoms.build import paths  # noqa: E402
-from gatoms.method.stats import Rate  # noqa: E402
-from gatoms.method.steering.choice import AtomChoice  # noqa: E402
-from gatoms.method.steering.evaluation import RateKey, curve  # noqa: E402
+from gatoms.method.steering.metrics import SteeredAtom  # noqa: E402
 
 
 def atom_coordinates(atoms: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndarray:
@@ -99,49 +98,64 @@ def save_figure(fig: plt.Figure, profile: str, name: str) -> Path:
 
 
 # ---- Figure 2: steering curves ---------------------------------------------------------------------
-def plot_steering(
-    table: dict[RateKey, Rate],
-    behaviors: Sequence[str],
-    alphas: Sequence[float],
-    prompt_kinds: Sequence[str] = ("inviting", "control"),
-    choices: dict[str, AtomChoice] | None = None,
-    broken: dict[RateKey, Rate] | None = None,
-):
-    """Figure 2 analogue: rate vs signed α (evenly spaced ticks) per behaviour, Wilson 95% bars; the
-    random-direction controls (inviting prompts) as grey crosses; with ``broken``, the share of responses
-    that ran to the token limit (inviting prompts) as a dotted red line. Returns the matplotlib figure."""
-    import matplotlib.pyplot as plt
+def curve_position(alpha: float, grid: Sequence[float]) -> float:
+    """x position of a signed α on an axis with the signed grid (and 0) evenly spaced: grid α sit at integers,
+    others between their neighbours by log-interpolation (beyond the ends: one grid step per factor 2)."""
+    signed = sorted({0.0, *grid, *(-a for a in grid)})
+    mid = signed.index(0.0)
+    a = abs(alpha)
+    if a == 0:
+        return float(mid)
+    g = sorted(grid)
+    if a <= g[0]:
+        pos = a / g[0]
+    elif a >= g[-1]:
+        pos = len(g) + math.log2(a / g[-1])
+    else:
+        k = max(i for i, x in enumerate(g) if x <= a)
+        pos = k + 1 + (math.log(a) - math.log(g[k])) / (math.log(g[k + 1]) - math.log(g[k])) if a != g[k] else k + 1
+    return mid + math.copysign(pos, alpha)
 
+
+def plot_steering(behaviors: dict[str, SteeredAtom], alphas: Sequence[float]):
+    """Figure 2 analogue, from step 06's metrics. Top row: rate on the test inviting prompts against signed α
+    (grid evenly spaced), Wilson 95% bars, hollow red markers where the variant is not intact, stars at the
+    budgeted ±α* (dashed lines), the share of degenerate responses dotted. Bottom row: the atom's signed
+    effect at α* (red, bootstrap interval) among each null's directions (grey). Returns the figure."""
+    names = list(behaviors)
+    fig, axes = plt.subplots(2, len(names), figsize=(3.2 * len(names), 5.6), squeeze=False,
+                             gridspec_kw={"height_ratios": [1.4, 1]})
     signed = sorted({0.0, *alphas, *(-a for a in alphas)})
-    pos = {a: i for i, a in enumerate(signed)}
-    fig, axes = plt.subplots(1, len(behaviors), figsize=(3.2 * len(behaviors), 3.0), sharey=True, squeeze=False)
-    styles = {"inviting": ("C0", "o", "inviting", -0.1), "control": ("C1", "s", "controls", 0.1),
-              "all": ("C2", "^", "all", 0.0)}
-    for ax, b in zip(axes[0], behaviors):
-        for pk in prompt_kinds:
-            c = curve(table, b, "atom", pk)
-            color, marker, label, shift = styles[pk]
-            xs = [pos[a] + shift for a in c if a in pos]
-            ys = [c[a].rate for a in c if a in pos]
-            err = np.array([[c[a].rate - c[a].ci[0], c[a].ci[1] - c[a].rate] for a in c if a in pos]).T
-            ax.errorbar(xs, ys, yerr=err, color=color, marker=marker, ms=4, capsize=2, lw=1.2, label=label)
-        kinds = sorted({k for (bb, k, _, _) in table if bb == b and k.startswith("random")})
-        for i, k in enumerate(kinds):
-            c = curve(table, b, k, "inviting")
-            xs = [pos[a] + 0.25 for a in c if a in pos and a != 0]
-            ax.plot(xs, [c[a].rate for a in c if a in pos and a != 0], "x", color="0.5", ms=4,
-                    label="random dir. (inviting)" if i == 0 else None)
-        if broken is not None:
-            c = curve(broken, b, "atom", "inviting")
-            ax.plot([pos[a] for a in c if a in pos], [c[a].rate for a in c if a in pos], ":", color="C3", lw=1,
-                    label="ran to token limit")
-        title = b if not choices or b not in choices else f"{b} (atom #{choices[b].atom})"
-        ax.set_title(title, fontsize=9)
+    for j, b in enumerate(names):
+        m, ax, bx = behaviors[b], axes[0][j], axes[1][j]
+        pts = sorted(m.curve, key=lambda p: p.alpha)
+        xs = [curve_position(p.alpha, alphas) for p in pts]
+        ax.plot(xs, [p.rate for p in pts], color="C0", lw=1.2, zorder=1)
+        for x, p in zip(xs, pts):
+            budgeted = abs(p.alpha) == m.alpha and p.alpha != 0
+            ax.errorbar([x], [p.rate], yerr=[[p.rate - p.ci[0]], [p.ci[1] - p.rate]], color="C0", capsize=2,
+                        marker="*" if budgeted else "o", ms=9 if budgeted else 4,
+                        mfc="C0" if p.intact else "white", mec="C0" if p.intact else "C3", zorder=2)
+        ax.plot(xs, [p.degenerate for p in pts], ":", color="C3", lw=1, label="degenerate share")
+        for s in (1, -1):
+            ax.axvline(curve_position(s * m.alpha, alphas), color="0.4", ls="--", lw=0.7, zorder=0)
+        ax.set_title(f"{b} (atom #{m.atom}) — {'steered' if m.steered else 'not steered'}", fontsize=8)
         ax.set_xticks(range(len(signed)), [f"{a:g}" for a in signed], fontsize=6, rotation=90)
-        ax.axvline(pos[0.0], color="0.8", lw=0.8, zorder=0)
-        ax.set_xlabel("signed α  (← away | toward →)", fontsize=7)
+        ax.set_xlabel(f"signed α (← away | toward →); α* = {m.alpha:.3g}", fontsize=7)
         ax.set_ylim(-0.03, 1.03)
-    axes[0][0].set_ylabel("behaviour rate")
+        kinds = list(m.nulls)
+        for k, kind in enumerate(kinds):
+            e = np.asarray(m.nulls[kind].effects)
+            jitter = np.linspace(-0.15, 0.15, len(e)) if len(e) > 1 else np.zeros(len(e))
+            bx.plot(k + jitter, 100 * e, "o", color="0.6", ms=3)
+        lo, hi = m.signed_ci
+        bx.errorbar([len(kinds)], [100 * m.signed], yerr=[[100 * (m.signed - lo)], [100 * (hi - m.signed)]],
+                    color="C3", marker="D", ms=5, capsize=3)
+        bx.axhline(0, color="0.7", lw=0.8)
+        bx.set_xticks(range(len(kinds) + 1), [*kinds, "atom"], fontsize=7)
+        bx.set_xlim(-0.6, len(kinds) + 0.6)
+    axes[0][0].set_ylabel("behaviour rate (test, inviting)", fontsize=8)
+    axes[1][0].set_ylabel("signed effect at α* (pp)", fontsize=8)
     axes[0][-1].legend(fontsize=6, loc="best")
     fig.tight_layout()
     return fig

@@ -16,10 +16,8 @@ The paper's numbers are the ones in ``shared/paper/gradient_atoms.txt``; cells i
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
-import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,16 +29,12 @@ from gatoms.report.format import mib, num, pct, pp, seconds
 from gatoms.data.behaviors import BEHAVIORS
 from gatoms.report.paper import (BEHAVIOR_NAMES, PAPER_SETUP, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                                  PAPER_TABLE3_TOTAL, PAPER_TABLE4)
+from gatoms.report.steering import section_table2 as steering_section
 from gatoms.report.results import Results, load_results, load_snapshot, snapshot_file
 
 log = logging.getLogger(__name__)
 
 NOT_RUN = "*not run*"
-
-TABLE2_CSV = "table2_steering"
-"""``figures/<profile>/table2_steering.csv``, 06_steering's Table 2 analogue (inviting, control and all
-prompts, with Wilson intervals): the source of the report's like-for-like row set."""
-
 
 # ---- formatting -----------------------------------------------------------------------------------------
 def not_run(res: Results, step: str) -> str:
@@ -129,104 +123,7 @@ def section_table1(res: Results) -> str:
 
 
 def section_table2(res: Results) -> str:
-    m06 = res.metrics["06_steering"]
-    behaviors = m06.behaviors if m06 else {}
-    paper_rows = []
-    our_rows = []
-    for b in BEHAVIORS:
-        p = PAPER_TABLE2[b]
-        paper_rows.append([BEHAVIOR_NAMES[b], f"#{p['atom']}", num(p["coherence"]), pct(p["base"]),
-                           pct(p["best_toward"]), pp(p["best_toward"], p["base"]),
-                           pct(p["best_away"]), pp(p["best_away"], p["base"])])
-        o = behaviors.get(b)
-        if not o:
-            our_rows.append([BEHAVIOR_NAMES[b], "not measured"] + ["—"] * 8)
-            continue
-        our_rows.append([
-            BEHAVIOR_NAMES[b], f"#{o['atom']}", num(o.get("coherence")), pct(o.get("base")),
-            f"{pct(o.get('best_toward'))} (α={num(o.get('best_toward_alpha'), 1)})",
-            pp(o.get("best_toward"), o.get("base")),
-            f"{pct(o.get('best_away'))} (α={num(o.get('best_away_alpha'), 1)})",
-            pp(o.get("best_away"), o.get("base")),
-            _shift(o.get("random_max_shift")),
-            {True: "yes", False: "no"}.get(o.get("beats_random"), "—"),
-        ])
-    header = ["Behaviour", "Atom", "Coh.", "Base", "Best toward", "Δ", "Best away", "Δ"]
-    text = "**Paper** (rates over all 100 prompts: 60 inviting + 40 controls):\n\n"
-    text += md_table(header, paper_rows)
-    text += "\n\n**Ours** (rates on the 60 inviting prompts; the steering notebook's table also gives the " \
-            "controls and the paper's combined rate, with Wilson 95% intervals):\n\n"
-    if not m06:
-        return text + not_run(res, "06_steering")
-    if not behaviors:
-        return text + "*`06_steering` recorded no behaviours.*"
-    text += md_table(header + ["Random dir. max shift", "Beats random"], our_rows)
-    text += ("\n\n\"Random dir. max shift\": the largest change any random direction with the same per-module "
-             "norm produced at the α of the controls — an atom that moves its behaviour by more than this is doing "
-             "something a perturbation of that size alone does not.")
-    combined = table2_combined(res.profile)
-    if combined:
-        text += "\n\n**Ours, counted as the paper counted** (all 100 prompts: inviting and controls together; " \
-                "Wilson 95% intervals), from `" + TABLE2_CSV + ".csv`:\n\n" + combined
-    pre_rows = [[BEHAVIOR_NAMES[b], pct(behaviors[b].get("base")),
-                 f"{pct(p.get('best_toward'))} (α={num(p.get('best_toward_alpha'), 1)})",
-                 f"{pct(p.get('best_away'))} (α={num(p.get('best_away_alpha'), 1)})"]
-                for b in BEHAVIORS if b in behaviors for p in [behaviors[b].get("preconditioned")] if p]
-    if pre_rows:
-        text += ("\n\nControl: the *preconditioned* unprojection (÷ sqrt(eig + ε) instead of ×, rescaled to the "
-                 "same norm), inviting prompts:\n\n" + md_table(["Behaviour", "Base", "Best toward", "Best away"],
-                                                                 pre_rows))
-    if m06.composition:
-        text += "\n\n" + section_composition(m06.composition)
-    if m06.goals:
-        met = sum(bool(v) for v in m06.goals.values())
-        text += (f"\n\nGoals the project set for steering (recorded by `06_steering`): {met} of {len(m06.goals)} "
-                 "met.\n\n" + md_table(["Goal", "Met"], [[g, "yes" if v else "no"] for g, v in m06.goals.items()], "ll"))
-    return text
-
-
-def table2_combined(profile: str) -> str | None:
-    """06_steering's rows over all prompts (inviting + controls), as a Markdown table; None if absent."""
-    path = paths.figure(profile, TABLE2_CSV, "csv")
-    if not path.exists():
-        return None
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("prompts") == "all"]
-    if not rows:
-        return None
-
-    def rate(r: dict[str, str], key: str) -> str:
-        return f"{pct(float(r[key]))} [{pct(float(r[key + '_lo']))}, {pct(float(r[key + '_hi']))}]"
-
-    order = {b: i for i, b in enumerate(BEHAVIORS)}
-    out = []
-    for r in sorted(rows, key=lambda r: order.get(r["behavior"], len(order))):
-        b = r["behavior"]
-        out.append([BEHAVIOR_NAMES.get(b, b), f"#{r['atom']}", r["n"], rate(r, "base"),
-                    f"{rate(r, 'toward')} (α={r['toward_alpha']})", pp(float(r["toward"]), float(r["base"])),
-                    f"{rate(r, 'away')} (α={r['away_alpha']})", pp(float(r["away"]), float(r["base"]))])
-    return md_table(["Behaviour", "Atom", "n", "Base", "Best toward", "Δ", "Best away", "Δ"], out)
-
-
-def _shift(v: Any) -> str:
-    """The random-direction control's largest |shift| (a fraction; NaN or None: not run)."""
-    if v is None:
-        return "—"
-    x = float(v)
-    return "—" if not math.isfinite(x) else f"{100 * x:.0f}pp"
-
-
-def section_composition(comp: dict[str, dict[str, Any]]) -> str:
-    """The composition control (atoms applied at once): each behaviour alone and together."""
-    rows = []
-    for b, v in comp.items():
-        ci = v.get("combined_ci")
-        ci_text = f" [{pct(ci[0])}, {pct(ci[1])}]" if ci else ""
-        rows.append([BEHAVIOR_NAMES.get(b, b), v["direction"], num(v["alpha"], 1), pct(v["base"]), pct(v["alone"]),
-                     pct(v["combined"]) + ci_text])
-    return ("Composition — the atoms applied at once, each at its own best α; rates on each behaviour's "
-            "inviting prompts:\n\n" + md_table(["Behaviour", "Direction", "α", "Base", "That atom alone",
-                                                "Both atoms together"], rows))
+    return steering_section(res.metrics["06_steering"], not_run(res, "06_steering"))
 
 
 def section_table3(res: Results) -> str:

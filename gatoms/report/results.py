@@ -17,7 +17,7 @@ from gatoms.method.atoms import AtomsMetrics
 from gatoms.method.coherence import AtomRow, CoherenceMetrics, read_atom_table
 from gatoms.method.ekfac import EkfacMetrics
 from gatoms.method.gradients.extract import ExtractMetrics
-from gatoms.method.steering.evaluation import SteeringMetrics
+from gatoms.method.steering.metrics import SteeringMetrics
 
 METRICS: dict[str, type[StepMetrics]] = {cls.step: cls for cls in (
     FinetuneMetrics, ExtractMetrics, EkfacMetrics, AtomsMetrics, CoherenceMetrics, AblationsMetrics,

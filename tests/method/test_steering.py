@@ -1,4 +1,6 @@
-"""Steering: adapter export round trips, the random control, atom choice, Wilson intervals, tables.
+"""Steering: adapter export round trips, the random control, atom choice, Wilson intervals, rates, config, and
+notebook 06 on the smoke profile (the judgement itself — effects, budget, nulls, splits, intact — is in
+``test_steering_judgement.py``).
 
 Integration tests build a tiny random Gemma-3 with a LoRA adapter in code (no download).
 """
@@ -10,6 +12,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from lora_fixtures import random_eigenbasis
 
 from gatoms.data import prompts
 from gatoms.data.behaviors import BEHAVIORS
@@ -20,8 +23,6 @@ from gatoms.method import coherence, steering
 from gatoms.method.coherence import AtomRow
 from gatoms.method.stats import Rate, wilson
 from gatoms.method.steering import SteeringConfig, choose_atoms, labels_from_detector, labels_from_fmt, random_direction
-from gatoms.method.steering.evaluation import write_table2
-from gatoms.report import figures
 
 TIER = "integration"  # builds or trains a tiny model, or runs a subprocess (tests/conftest.py)
 
@@ -273,88 +274,42 @@ def test_atom_table_round_trips_by_document_id(tmp_path):
         coherence.read_atom_table(tmp_path / "bad.csv")
 
 
-# ---- rates and tables -------------------------------------------------------------------------------
+# ---- rates -------------------------------------------------------------------------------------------
 
 
-def records_for(behavior, kind, alpha, inviting_hits, control_hits, n_inv=6, n_ctl=4):
+def records_for(behavior, kind, alpha, inviting_hits, control_hits, n_inv=6, n_ctl=4, split="test"):
     out = []
     for i in range(n_inv):
-        out.append({"behavior": behavior, "kind": kind, "alpha": alpha, "prompt_kind": "inviting",
-                    "detected": i < inviting_hits})
+        out.append({"behavior": behavior, "kind": kind, "alpha": alpha, "prompt_kind": "inviting", "split": split,
+                    "prompt_id": f"{behavior}-i{i}", "detected": i < inviting_hits, "degenerate": False})
     for i in range(n_ctl):
-        out.append({"behavior": behavior, "kind": kind, "alpha": alpha, "prompt_kind": "control",
-                    "detected": i < control_hits})
+        out.append({"behavior": behavior, "kind": kind, "alpha": alpha, "prompt_kind": "control", "split": split,
+                    "prompt_id": f"{behavior}-c{i}", "detected": i < control_hits, "degenerate": False})
     return out
 
 
-def test_rates_best_and_table2(tmp_path):
+def test_rates_curve_and_best():
     recs = records_for("bullets", "clean", 0.0, 2, 1)
     for a, hi, hc in [(1, 4, 1), (2, 6, 2), (-1, 1, 0), (-2, 0, 0)]:
         recs += records_for("bullets", "atom", float(a), hi, hc)
-    recs += records_for("bullets", "random0", 2.0, 3, 1) + records_for("bullets", "random0", -2.0, 1, 1)
+    recs += records_for("bullets", "random:0", 2.0, 3, 1) + records_for("bullets", "atom", 2.0, 0, 0, split="dev")
+    recs.append({"behavior": "bullets", "kind": "atom", "alpha": 2.0, "prompt_kind": "capability", "split": "test",
+                 "prompt_id": "h0", "detected": None, "degenerate": False})
     table = steering.rates(recs)
     assert table[("bullets", "atom", 0.0, "inviting")] == Rate(2, 6)
-    assert table[("bullets", "random0", 0.0, "all")] == Rate(3, 10)  # clean counts for every kind
-    assert table[("bullets", "atom", 2.0, "all")] == Rate(8, 10)
+    assert table[("bullets", "random:0", 0.0, "control")] == Rate(1, 4)  # clean counts for every kind
+    assert table[("bullets", "atom", 2.0, "inviting")] == Rate(6, 6)  # dev and capability records left out
+    assert steering.rates(recs, split="dev")[("bullets", "atom", 2.0, "inviting")] == Rate(0, 6)
     c = steering.curve(table, "bullets", "atom", "inviting")
+    assert list(c) == [-2.0, -1.0, 0.0, 1.0, 2.0]
     assert steering.best(c, +1) == (2.0, Rate(6, 6))
     assert steering.best(c, -1) == (-2.0, Rate(0, 6))
-    shifts = steering.random_shifts(table, "bullets")
-    assert shifts["max_rise"] == pytest.approx(1 / 6) and shifts["max_fall"] == pytest.approx(1 / 6)
-    choice = {"bullets": steering.AtomChoice("bullets", 7, 0.1, 0.9, 20, 18, 0.7, "fmt", True)}
-    rows = steering.table2_rows(table, choice)
-    assert [r["prompts"] for r in rows] == ["inviting", "control", "all"]
-    inv = rows[0]
-    assert inv["toward_dpp"] == pytest.approx(100 * 4 / 6) and inv["away_alpha"] == 2.0
-    write_table2(rows, tmp_path / "t.csv", tmp_path / "t.md")
-    md = (tmp_path / "t.md").read_text()
-    assert "| bullets | inviting | #7 |" in md and md.count("\n") == 5
-    fig = figures.plot_steering(table, ["bullets"], (1.0, 2.0), choices=choice)
-    fig.savefig(tmp_path / "f.png")
-
-
-def test_intact_bests_exclude_broken_variants():
-    recs = []
-    for a, hits, ran in [(0, 3, 0), (2, 5, 0), (10, 6, 6), (-2, 2, 1), (-10, 0, 6)]:
-        for i in range(6):
-            recs.append({"behavior": "code", "kind": "clean" if a == 0 else "atom", "alpha": float(a),
-                         "prompt_kind": "inviting", "detected": i < hits, "ran_on": i < ran})
-    table, broken = steering.rates(recs), steering.rates(recs, "ran_on")
-    assert steering.intact(steering.curve(broken, "code", "atom", "inviting")) == {0.0, 2.0, -2.0}
-    choice = steering.AtomChoice("code", 3, 0.5, 1.0, 20, 20, 0.8, "fmt", True)
-    m = steering.behavior_summary(table, choice, broken=broken)
-    assert (m["best_toward"], m["best_toward_alpha"]) == (1.0, 10.0)  # only by breaking the model
-    assert (m["best_toward_intact"], m["best_toward_intact_alpha"]) == (5 / 6, 2.0)
-    assert (m["best_away"], m["best_away_intact"]) == (0.0, 2 / 6)
-    assert m["ran_on"]["10"] == 1.0 and m["random_max_shift"] != m["random_max_shift"]  # nan: no random run
-    goals = steering.goal_check({"code": m})
-    assert goals["code moves >= 14pp"] and goals["code moves >= 14pp with the model intact"]
-    fig = figures.plot_steering(table, ["code"], (2.0, 10.0), prompt_kinds=("inviting",), broken=broken)
-    (ax,) = fig.axes
-    (line,) = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]  # the atom's inviting-prompt curve
-    assert list(line.get_ydata()) == pytest.approx([0 / 6, 2 / 6, 3 / 6, 5 / 6, 6 / 6])  # α = -10 … 10
-    (ran_on,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
-    assert list(ran_on.get_ydata()) == pytest.approx([1.0, 1 / 6, 0.0, 0.0, 1.0])
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["-10", "-2", "0", "2", "10"]
-    (row,) = [r for r in steering.table2_rows(table, {"code": choice}, broken) if r["prompts"] == "inviting"]
-    assert row["toward_alpha"] == 10.0 and row["toward_broken"] and row["toward_ran_on"] == 1.0
-    assert row["away_broken"] and row["away_alpha"] == 10.0
-
-
-def test_class_mean_atom_matches_numpy():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(50, 7)).astype(np.float32)
-    mask = rng.random(50) < 0.3
-    ref = X[mask].mean(0) / np.linalg.norm(X[mask].mean(0))
-    np.testing.assert_allclose(steering.class_mean_atom(X, mask, chunk_rows=8), ref, rtol=1e-5)
-    with pytest.raises(ValueError, match="true entry"):
-        steering.class_mean_atom(X, np.zeros(50, bool))
 
 
 def test_composition_rates():
-    recs = records_for("bullets", "composition", 0.0, 5, 1) + records_for("refusal", "composition", 0.0, 0, 0)
+    recs = records_for("bullets", "composition", 1.0, 5, 1) + records_for("refusal", "composition", 1.0, 0, 0)
     r = steering.composition_rates(recs, "bullets")
-    assert r["inviting"] == Rate(5, 6) and r["all"] == Rate(6, 10)
+    assert r["inviting"] == Rate(5, 6) and r["control"] == Rate(1, 4)
     assert steering.rates(recs) == {}
 
 
@@ -362,13 +317,20 @@ def test_composition_rates():
 
 
 def test_config_validation():
-    cfg = SteeringConfig(alphas=[0.5, 1, 2], control_alphas=[2])
-    assert cfg.alphas == (0.5, 1.0, 2.0) and cfg.grid == (2.0,)
+    cfg = SteeringConfig(alphas=[0.5, 1, 2], null_alphas=[2])
+    assert cfg.alphas == (0.5, 1.0, 2.0) and cfg.null_alphas == (2.0,) and cfg.kl_budget == "finetune"
     assert steering.parse_composition(cfg.composition) == [("bullets", 1), ("refusal", -1)]
     for bad, match in [
         (dict(alphas=(2, 1)), "ascending"),
         (dict(alphas=(0, 1)), "positive"),
-        (dict(control_alphas=(3,)), "subset"),
+        (dict(null_alphas=(3,)), "subset"),
+        (dict(kl_budget=-1), "kl_budget"),
+        (dict(kl_budget="half"), "kl_budget"),
+        (dict(kl_intact=0.5), "kl_intact"),
+        (dict(null_kinds=("random", "gaussian")), "null_kinds"),
+        (dict(dev_fraction=1.0), "dev_fraction"),
+        (dict(choose_by="auto"), "choose_by"),
+        (dict(grader="exact"), "grader"),
         (dict(backend="onnx"), "backend"),
         (dict(n_samples=3), "do_sample"),
         (dict(composition=("bullets:up", "code:toward")), "behavior:toward"),
@@ -404,22 +366,6 @@ def test_package_prompts_are_60_inviting_plus_40_controls():
 # ---- the unprojection round trip into the adapter's tensors ----------------------------------------------
 
 
-def random_eigenbasis(layout: Layout, k: int, seed: int = 0):
-    """A stand-in EKFAC basis: random orthonormal Q_A, Q_S and positive eigenvalues (kfac mode)."""
-    from gatoms.method.ekfac import Eigenbasis, Projection, ProjectionSettings
-
-    g = torch.Generator().manual_seed(seed)
-    q_a, lam_a, q_s, lam_s = {}, {}, {}, {}
-    for m in layout:
-        o, i = m.shape
-        q_s[m.name] = torch.linalg.qr(torch.randn(o, o, generator=g, dtype=torch.float64))[0]
-        q_a[m.name] = torch.linalg.qr(torch.randn(i, i, generator=g, dtype=torch.float64))[0]
-        lam_s[m.name] = torch.rand(o, generator=g, dtype=torch.float64) + 0.1
-        lam_a[m.name] = torch.rand(i, generator=g, dtype=torch.float64) * 10 + 0.1
-    return Projection(Eigenbasis(layout, q_a, lam_a, q_s, lam_s),
-                      ProjectionSettings(k=k, eigen_mode="kfac", damping=0.1, damping_mode="relative"))
-
-
 def test_unprojected_atom_round_trips_through_an_exported_adapter(lora, tmp_path):
     _, _, layout, clean_dir = lora
     proj = random_eigenbasis(layout, k=3)
@@ -450,21 +396,33 @@ def test_preconditioned_unprojection_differs_but_matches_norm(lora):
 
 def test_notebook_06_runs_on_smoke(smoke_step):
     from gatoms.build import config, paths
+    from gatoms.method.steering import SteeringMetrics
 
     store = smoke_step("06_steering")
     cfg = config.load_section("smoke", "steering")
-    m = store.metrics()
-    assert set(m["behaviors"]) == set(BEHAVIORS) and m["seconds"] > 0
-    keys = {"atom", "coherence", "base", "best_toward", "best_toward_alpha", "best_away", "best_away_alpha",
-            "random_max_shift"}
-    for b, x in m["behaviors"].items():
-        assert keys <= set(x), b
-        assert all(0.0 <= x[k] <= 1.0 for k in ("base", "best_toward", "best_away", "random_max_shift")), b
-        assert x["best_toward_alpha"] in cfg.alphas and x["best_away_alpha"] in cfg.alphas
+    m = SteeringMetrics.from_json(store.metrics())
+    assert set(m.behaviors) == set(BEHAVIORS) and m.seconds > 0
+    assert sorted(m.steered + m.not_steered) == sorted(BEHAVIORS)
+    assert m.kl_budget > 0 and m.kl_budget_rule == "finetune" and m.kl_max == pytest.approx(cfg.kl_intact * m.kl_budget)
+    for b, x in m.behaviors.items():
+        assert 0 < x.alpha and x.kl_dev <= m.kl_budget + 1e-9, b  # α* within the budget on dev
+        assert all(0.0 <= getattr(x, k) <= 1.0 for k in ("base", "toward", "away")), b
+        assert x.signed_ci[0] <= x.signed <= x.signed_ci[1] and -1 <= x.symmetric <= 1, b
+        assert set(x.nulls) == set(cfg.null_kinds) and all(n.n <= cfg.n_null for n in x.nulls.values()), b
+        assert x.steered == (x.intact and x.significant and x.beats_nulls is not False), b
+        alphas = sorted({p.alpha for p in x.curve})
+        assert alphas == sorted({0.0, *cfg.alphas, *(-a for a in cfg.alphas), x.alpha, -x.alpha}), b
         folders = sorted(p.name for p in (store.path(paths.STEERED) / b).iterdir())
-        assert len(folders) == 2 * len(cfg.alphas) + 1 and "clean" in folders
-    assert set(m["composition"]) == {b for b, _ in steering.parse_composition(cfg.composition)}
+        assert len(folders) == 2 * len(set(cfg.alphas) | {x.alpha}), b
+    assert (store.path(paths.STEERED) / "clean").is_dir()
+    assert set(m.composition) == {b for b, _ in steering.parse_composition(cfg.composition)}
     lines = store.path(paths.GENERATIONS).read_text().splitlines()
-    assert len(lines) == m["n_responses"] and json.loads(lines[0])["variant"] == "clean"
+    assert len(lines) == m.n_responses and json.loads(lines[0])["variant"] == "clean"
+    records = [json.loads(line) for line in lines]
+    dev = {r["prompt"] for r in records if r["split"] == "dev"}
+    test = {r["prompt"] for r in records if r["split"] == "test" and r["prompt_kind"] != "capability"}
+    assert dev and test and not dev & test  # no choice saw a test prompt
+    assert {r["split"] for r in records if r["kind"].split(":")[0] in cfg.null_kinds} == {"test"}
     choices = store.read_json(paths.CHOICES)
-    assert {c["atom"] for c in choices.values()} == {x["atom"] for x in m["behaviors"].values()}
+    assert {c["atom"] for c in choices["chosen"].values()} == {x.atom for x in m.behaviors.values()}
+    assert all(c["method"] == "detector" for c in choices["chosen"].values())

@@ -52,7 +52,7 @@ def test_atlas_data_lists_every_atom_with_its_documents(fake_profile):
 def test_steering_curves_are_the_inviting_rates_of_the_steered_atoms(fake_profile):
     data = atlas.atlas_data(load_results(PROFILE))
     by_atom = {a["atom"]: a for a in data["atoms"]}
-    steered = {b: m["atom"] for b, m in fake.METRICS["06_steering"].behaviors.items()}
+    steered = {b: m.atom for b, m in fake.METRICS["06_steering"].behaviors.items()}
     for atom_id, a in by_atom.items():
         expected = sorted(b for b, at in steered.items() if at == atom_id)
         assert sorted(c["behavior"] for c in a["steering"]) == expected
@@ -62,8 +62,10 @@ def test_steering_curves_are_the_inviting_rates_of_the_steered_atoms(fake_profil
         assert [p["alpha"] for p in c["points"]] == sorted(truth)
         for p in c["points"]:
             flags = truth[p["alpha"]]
-            assert (p["k"], p["n"]) == (sum(flags), len(flags))  # controls excluded
-            assert p["lo"] <= p["rate"] <= p["hi"]
+            assert (p["k"], p["n"]) == (sum(flags), len(flags))  # controls and dev prompts excluded
+            assert p["lo"] <= p["rate"] <= p["hi"] and p["intact"] is True
+        m = fake.METRICS["06_steering"].behaviors[behavior]
+        assert c["verdict"] == m.verdict and c["alpha_star"] == m.alpha
 
 
 def test_long_documents_are_clipped():
@@ -303,7 +305,7 @@ def test_smoke_atlas_in_headless_chromium(smoke_step, smoke_tree, monkeypatch):
     monkeypatch.setenv("GATOMS_FIGURES", str(smoke_tree / "figures"))
     out = atlas.write_atlas("smoke")
     table = load_results("smoke").atom_table
-    steered = {m["atom"] for m in StepStore.read("smoke", "06_steering").metrics()["behaviors"].values()}
+    steered = {m["atom"] for m in StepStore.read("smoke", "06_steering").metrics()["behaviors"].values()}  # raw JSON
 
     async def check(b: Browser):
         assert sorted(await b.js(VISIBLE)) == sorted(r.atom for r in table)

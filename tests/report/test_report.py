@@ -46,20 +46,30 @@ def test_report_puts_the_papers_numbers_beside_ours(full_report):
     assert row(t1, "0.1")[1:] == ["~100", "7.5", "5", "2", "43", "5"]
     assert row(t1, "0.01")[1:] == ["~2500", "27.0", "3", "1", "~20", "6"]
     assert row(t1, "1.0")[1:] == ["0", "0.0", "0", "0", "0", "0"]
-    # Table 2: the paper's rows, then ours with α, Δpp and the random-direction control
+    # Table 2: the paper's rows, then ours at the budgeted α with effects, nulls, intact and the verdict
     t2 = table_rows(md, "## Table 2")
     paper_bullets, ours_bullets = [r for r in t2 if r[0] == "Bulleted lists"][:2]
     assert paper_bullets[1:] == ["#469", "0.103", "33%", "94%", "+61pp", "0%", "-33pp"]
-    assert ours_bullets[1:] == ["#7", "0.402", "25%", "75% (α=2.0)", "+50pp", "0% (α=1.0)", "-25pp", "5pp", "yes"]
-    assert [r for r in t2 if r[0] == "Yes/No classification"][1][-1] == "—"
-    assert ["Bulleted lists", "25%", "50% (α=5.0)", "25% (α=10.0)"] in t2  # the preconditioned control
-    assert ["Bulleted lists", "toward", "2.0", "25%", "75%", "60% [40%, 77%]"] in t2  # composition
+    assert ours_bullets[1:] == ["#7", "2", "25% [5%, 70%]", "75% [30%, 95%]", "0% [0%, 49%]", "+38pp [+12, +50]",
+                                "+12pp [-12, +38]", "100", "yes", "**yes**"]
+    ours_yes_no = [r for r in t2 if r[0] == "Yes/No classification"][1]
+    assert ours_yes_no[1:3] == ["#2", "12.5"] and ours_yes_no[-2:] == ["no", "no"]
     assert [r for r in t2 if r[0] == "Code generation"][1][1] == "not measured"
-    combined = md.split("**Ours, counted as the paper counted**", 1)[1].split("Control:", 1)[0]
-    assert "| Bulleted lists | #7 | 100 | 33% [23%, 43%] | 94% [89%, 99%] (α=2.0) | +61pp | 0% [0%, 4%] (α=1.0) | -33pp |" \
-        in combined
-    assert combined.index("Yes/No") < combined.index("Bulleted")  # the paper's order
-    assert ["Systematic refusal", "away", "1.0", "50%", "10%", "20% [10%, 35%]"] in t2
+    section = md.split("## Table 2", 1)[1].split("\n## ", 1)[0]
+    assert "**Steered by this standard: Bulleted lists.** Not steered: Yes/No classification." in section
+    assert "- Yes/No classification: not intact at the budgeted α (capability 60% vs clean 81%)." in section
+    assert "within 0.03 nats/token (the fine-tuning's own KL there" in section
+    # best intact α of the grid (chosen on dev), the non-intact best marked †
+    assert ["Yes/No classification", "50%", "none intact", "—", "25% (α=-2)", "-25pp", "75% (α=+1) †",
+            "25% (α=-2)"] in t2
+    # the oracle row, the nulls, the preconditioned control, the composition and the goals
+    assert ["Yes/No classification", "#3", "4", "25%", "75%", "0%", "+20pp [+10, +30]", "yes", "yes"] in t2
+    assert ["Bulleted lists", "#7 (same atom)", "2", "25%", "75%", "0%", "+38pp [+12, +50]", "yes", "yes"] in t2
+    assert ["Bulleted lists", "random", "3", "+37.5pp", "+0.0pp [-10.0, +10.0]", "0.250", "0.030 / 0.004"] in t2
+    assert ["Bulleted lists", "+38pp [+12, +50]", "+12pp [+0, +25]", "0.035", "0.020"] in t2
+    assert ["Bulleted lists", "toward", "2", "25%", "75%", "60% [40%, 77%]"] in t2
+    assert ["Systematic refusal", "away", "1", "50%", "10%", "20% [10%, 35%]"] in t2
+    assert "the composite model: **not intact**" in section
     # Table 3: every step, its compute seconds (metrics) and the runner's wall time and peak memory
     t3 = table_rows(md, "## Table 3")
     assert row(t3, "`01_extract`")[1:] == ["Gradient extraction", "8× A100 40GB", "170 s", "12.2 s", "16.2 s",
@@ -82,7 +92,7 @@ def test_report_puts_the_papers_numbers_beside_ours(full_report):
     # base rates beside the paper's
     base = table_rows(md, "## Base rates")
     assert row(base, "Numbered lists")[1:] == ["58%", "60%", "2%"]
-    assert "1 of 2 met" in md and ["yes_no beats random directions", "no"] in t2
+    assert "1 of 2 met" in md and ["yes_no beats every null at the budgeted α", "no"] in t2
     assert row(base, "arithmetic")[1:] == ["90%"]
 
 
@@ -165,17 +175,14 @@ def test_smoke_report_matches_its_metrics(smoke_step, smoke_tree, monkeypatch):
     t2 = table_rows(md, "## Table 2")
     for b, v in m06.behaviors.items():
         ours = [r for r in t2 if r[0] == BEHAVIOR_NAMES[b]][1]
-        assert ours[1] == f"#{v['atom']}" and ours[3] == pct(v["base"])
+        assert ours[1] == f"#{v.atom}" and ours[3].startswith(pct(v.base) + " [")
+        assert ours[-1] == ("**yes**" if v.steered else "no") and ours[-2] == ("yes" if v.intact else "no")
     t3 = table_rows(md, "## Table 3")
     for step in paths.STEPS:
         r = row(t3, f"`{step}`")
         assert r[4] == report.seconds(res.metrics[step].seconds)
         assert res.runs[step]["status"] == "ok" and res.runs[step]["peak_rss_mib"] > 50
         assert r[6] == report.mib(res.runs[step]["peak_rss_mib"])
-
-
-def test_random_control_shift_as_percentage_points():
-    assert report._shift(0.05) == "5pp" and report._shift(None) == "—" and report._shift(float("nan")) == "—"
 
 
 def test_committed_report_is_generated_not_typed(monkeypatch):

@@ -103,3 +103,20 @@ def choose_atoms(
             description=r.description,
         )
     return out
+
+
+def choose(table: Sequence[AtomRow], docs: Sequence[Any], choose_by: str = "detector", oracle: bool = True,
+           min_share: float = 0.5) -> tuple[dict[str, AtomChoice], dict[str, AtomChoice], dict[str, np.ndarray]]:
+    """Each behaviour's atom (``choose_by``: ``detector`` — unsupervised, from the training responses — or
+    ``fmt`` — the format labels), the label-chosen oracle atoms (when ``oracle``, the choice is the
+    detector's and every document has a label; else empty), and the detector's labels (N,) per behaviour."""
+    from gatoms.data.behaviors import detect
+
+    det = labels_from_detector([d.response for d in docs], detect)
+    labelled = all(d.fmt is not None for d in docs)
+    if choose_by == "fmt":
+        return choose_atoms(table, labels_from_fmt([d.fmt for d in docs]), "fmt", min_share), {}, det
+    main = choose_atoms(table, det, "detector", min_share)
+    extra = (choose_atoms(table, labels_from_fmt([d.fmt for d in docs]), "fmt", min_share)
+             if oracle and labelled else {})
+    return main, extra, det

@@ -8,15 +8,14 @@ Steering perturbs the LoRA factors A and B separately:
 
 so the change of the effective weight B·A is bilinear in α. For each atom this gives 2·len(alphas)
 steered adapters plus the clean one (11 variants for the paper's grid 0.5, 1, 2, 5, 10). The controls:
-random directions with the atom vector's norm in every module, the preconditioned unprojection rescaled
-to the same norm, and several atoms at once.
+the nulls (:mod:`.nulls`), the preconditioned unprojection rescaled to the same norm, and several atoms at
+once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from gatoms.lm.adapters import Variant
@@ -28,7 +27,7 @@ def variant_name(behavior: str, kind: str, alpha: float) -> str:
     if alpha == 0:
         return "clean"
     direction = "toward" if alpha > 0 else "away"
-    prefix = behavior if kind == "atom" else f"{behavior}-{kind}"
+    prefix = behavior if kind == "atom" else f"{behavior}-{kind.replace(':', '')}"
     return f"{prefix}-{direction}-{abs(alpha):g}"
 
 
@@ -80,23 +79,3 @@ def composition_variant(parts: Sequence[tuple[str, int, float, torch.Tensor]]) -
     direction = sum(s * a * v.float() for _, s, a, v in parts)
     name = "composition-" + "+".join(f"{b}-{'toward' if s > 0 else 'away'}-{a:g}" for b, s, a, _ in parts)
     return Variant(name=name, behavior=None, direction=direction, alpha=1.0, kind="composition")
-
-
-def class_mean_atom(X: np.ndarray, mask: np.ndarray, chunk_rows: int = 4096) -> np.ndarray:
-    """The unit mean of the rows of X (N, P) where ``mask`` (N,) is true — a *supervised* stand-in atom.
-
-    Not part of the method: the diagnosis of a behaviour its atom does not move compares the atom with
-    the direction all of the behaviour's documents share (streamed over a memmap in chunks).
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if mask.shape != (X.shape[0],) or not mask.any():
-        raise ValueError(f"mask must be (N,) = ({X.shape[0]},) with at least one true entry")
-    total = np.zeros(X.shape[1], dtype=np.float64)
-    for start in range(0, X.shape[0], chunk_rows):
-        m = mask[start:start + chunk_rows]
-        if m.any():
-            total += np.asarray(X[start:start + chunk_rows][m], dtype=np.float64).sum(0)
-    norm = np.linalg.norm(total)
-    if norm == 0:
-        raise ValueError("the selected rows sum to zero")
-    return (total / norm).astype(np.float32)
