@@ -73,7 +73,7 @@ METHODS = "methods.csv"  # preconditioning ablation and baselines on the ground-
 STEERED = "adapters"  # folder of steered peft adapters
 GENERATIONS = "generations.jsonl"  # every generated response with its variant and detector result
 CHOICES = "choices.json"  # which atom steers each behaviour, and why
-CONTROL_ADAPTERS = "control_adapters"  # random/preconditioned control adapters (exported for vLLM only)
+BUDGETS = "budgets.json"  # each atom's budgeted α and every KL evaluation that found it
 
 
 TABLE: tuple[Step, ...] = (
@@ -87,7 +87,7 @@ TABLE: tuple[Step, ...] = (
     Step("04_coherence", ("coherence",), ("03_atoms",), (COHERENCE, ATOM_TABLE),
          "§3.4, §4.2; Figure 1, Table 4"),
     Step("05_ablations", ("ablations",), ("04_coherence",), (SPARSITY, METHODS), "Table 1"),
-    Step("06_steering", ("steering",), ("04_coherence",), (STEERED, GENERATIONS, CHOICES),
+    Step("06_steering", ("steering",), ("04_coherence",), (STEERED, GENERATIONS, CHOICES, BUDGETS),
          "§4.3; Table 2, Figure 2"),
 )
 """Every step, in pipeline order."""

@@ -158,6 +158,21 @@ def setup_text(m06: SteeringMetrics) -> str:
               f"and p < {m06.significance:g} against every null.")
 
 
+def economies_text(m06: SteeringMetrics) -> str:
+    """What the step's economies (its profile sizes) cost in rigour."""
+    where = ("only at each atom's α*" if not m06.null_alphas else
+             "at α* and at α = " + ", ".join(f"{a:g}" for a in m06.null_alphas))
+    n = m06.n_prompts
+    return ("**What the economies cost.** Nulls ran " + where + f" ({m06.n_null} per kind): the curve's other points "
+            f"carry no null, and the smallest possible p-value is 1/{m06.n_null + 1}, so \"beats a null\" means "
+            f"beating every one of its draws. Responses stop at {m06.max_new_tokens} tokens: the detectors read the "
+            f"first lines, and a behaviour that would only appear later is missed, for atom and nulls alike. The KL "
+            f"scores the first {m06.kl_tokens} positions of the clean adapter's own answers (teacher-forced), not "
+            f"fresh generations. {n.get('dev_inviting', 0)} of {n.get('dev_inviting', 0) + n.get('test_inviting', 0)} "
+            f"inviting prompts went to dev, so the test intervals are wider than on all prompts. Capability is graded "
+            f"on {m06.n_capability} held-out documents: a drop of a few documents is within noise.")
+
+
 def section_table2(m06: SteeringMetrics | None, not_run: str) -> str:
     text = "**Paper** (rates over all 100 prompts: 60 inviting + 40 controls; best over α and both signs, no " \
            "intervals, no matched null, no check that the model was intact):\n\n" + paper_table() + "\n\n"
@@ -170,5 +185,5 @@ def section_table2(m06: SteeringMetrics | None, not_run: str) -> str:
              "rate on test; † = that variant is not intact; \"any α\": the same choice ignoring intactness):\n\n"
              + best_table(m06), oracle_text(m06),
              "**The atoms among their nulls** at ±α* (signed effects; p = (1 + #null ≥ atom) / (1 + n)):\n\n"
-             + null_table(m06), controls_text(m06)]
+             + null_table(m06), controls_text(m06), economies_text(m06)]
     return "\n\n".join(p for p in parts if p)

@@ -205,6 +205,10 @@ class SteeringMetrics(StepMetrics):
     significance: float = 0.05
     null_kinds: list[str] = field(default_factory=list)
     n_null: int = 0
+    null_alphas: list[float] = field(default_factory=list)
+    """Grid α at which the nulls also ran (besides each atom's α*)."""
+    kl_tokens: int = 0
+    """Response positions per neutral prompt scored for the KL."""
     grader: str = "none"
     """``world`` (answers graded) or ``none`` (held-out perplexity)."""
     capability_clean: float | None = None
