@@ -108,7 +108,7 @@ METRICS: dict[str, StepMetrics] = {
         composition_intact=False, composition_kl=0.09, steered=["bullets"], not_steered=["yes_no"],
         goals={"bullets moves >= 14pp at the budgeted α, model intact": True,
                "yes_no beats every null at the budgeted α": False},
-        alphas=[1.0, 2.0], kl_budget=0.03, kl_budget_rule="finetune", kl_max=0.06,
+        alphas=[1.0, 2.0], kl_budget=0.03, kl_budget_rule="finetune", history="The budget was changed after a first run.", kl_max=0.06,
         intact_rule="KL ≤ 0.06 and capability within 5 points", null_kinds=["random"], n_null=3, grader="world",
         capability_clean=0.81, n_capability=110, finetune_kl=0.031,
         n_prompts={"dev_inviting": 4, "dev_control": 2, "test_inviting": 8, "test_control": 4}),

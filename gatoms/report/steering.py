@@ -155,7 +155,8 @@ def setup_text(m06: SteeringMetrics) -> str:
             + (f" (clean: {pct(m06.capability_clean)} of {m06.n_capability} graded)." if m06.capability_clean
                is not None else ".")
             + f" Nulls: {m06.n_null} directions per kind at the same ±α*; steered = intact, signed interval above 0, "
-              f"and p < {m06.significance:g} against every null.")
+              f"and p < {m06.significance:g} against every null."
+            + (f"\n\n*How these settings came to be:* {m06.history}" if m06.history else ""))
 
 
 def economies_text(m06: SteeringMetrics) -> str:

@@ -58,6 +58,7 @@ def test_report_puts_the_papers_numbers_beside_ours(full_report):
     section = md.split("## Table 2", 1)[1].split("\n## ", 1)[0]
     assert "**Steered by this standard: Bulleted lists.** Not steered: Yes/No classification." in section
     assert "- Yes/No classification: not intact at the budgeted α (capability 60% vs clean 81%)." in section
+    assert "*How these settings came to be:* The budget was changed after a first run." in section
     assert "within 0.03 nats/token (the fine-tuning's own KL there" in section
     # best intact α of the grid (chosen on dev), the non-intact best marked †
     assert ["Yes/No classification", "50%", "none intact", "—", "25% (α=-2)", "-25pp", "75% (α=+1) †",

@@ -35,6 +35,9 @@ class SteeringConfig:
     clean adapter's own answers; :class:`gatoms.lm.divergence.Divergence`), found by bisection. A number,
     or ``finetune``: the KL of the clean adapter from the base model (adapter removed) on the same prompts
     — steer no further than the fine-tuning itself moved them."""
+    history: str = ""
+    """How these settings came to be, printed beside the results: any setting chosen after seeing a run's
+    results, and why (empty: none was). A reader judging the numbers needs it."""
     budget_steps: int = 8
     """Bisection steps between the two grid α that bracket the budget (precision: the bracket's ratio to
     the power 1/2^steps)."""

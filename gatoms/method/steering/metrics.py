@@ -198,6 +198,8 @@ class SteeringMetrics(StepMetrics):
     """The KL budget that fixed every α* (nats per response token on the dev neutral prompts)."""
     kl_budget_rule: str = ""
     """How it was set: a number from the profile, or ``finetune`` (the fine-tuning's own KL there)."""
+    history: str = ""
+    """How the settings came to be (the profile's ``steering.history``): choices made after seeing results."""
     kl_max: float = 0.0
     """Intact: the largest KL on the test neutral prompts (kl_intact × the budget)."""
     intact_rule: str = ""
