@@ -102,3 +102,14 @@ def test_prefetch_errors_reach_the_caller():
 
     with pytest.raises(OSError, match="disk gone"):
         fit_projection(Broken(), fit_eigenbasis(factors, layout), ProjectionSettings(k=3))
+
+
+def test_identical_factors_share_one_decomposition():
+    layout, rows, factors = synthetic(seed=4)
+    a, b = layout.modules[0].name, layout.modules[2].name  # both (4, 24): give them the same A
+    factors.A[b] = factors.A[a].clone()
+    basis = fit_eigenbasis(factors, layout)
+    assert torch.equal(basis.q_a[a], basis.q_a[b])  # decomposed once (the same eigenvectors, not only up to sign)
+    lam, q = torch.linalg.eigh(factors.A[b].double())
+    torch.testing.assert_close(basis.lam_a[b], lam.clamp_min(0))
+    torch.testing.assert_close(basis.q_a[b].abs(), q.abs())
