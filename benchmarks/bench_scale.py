@@ -121,9 +121,12 @@ def step_02(d: Path, args) -> dict:
     layout = reader.layout
     t0, c0 = time.perf_counter(), time.process_time()
     if args.basis_from:  # the factors do not depend on N: the same decomposition, timed by the run that made it
+        timing = args.basis_from / "02_ekfac" / "eigh.json"
+        while not timing.exists():  # that run may still be decomposing
+            time.sleep(10)
         basis = Eigenbasis.load(args.basis_from / "02_ekfac" / "basis.safetensors")
         basis.layout.check_matches(layout, what="saved eigenbasis")
-        prior = json.loads((args.basis_from / "02_ekfac.json").read_text())
+        prior = json.loads(timing.read_text())
         t_eigh, c_eigh = prior["eigh_s"], prior["eigh_cpu_s"]
     else:
         basis = fit_eigenbasis(reader.factors(), layout, dtype=torch.float32)
@@ -131,6 +134,7 @@ def step_02(d: Path, args) -> dict:
         if args.save_basis:
             (d / "02_ekfac").mkdir(exist_ok=True)
             basis.save(d / "02_ekfac" / "basis.safetensors")
+            (d / "02_ekfac" / "eigh.json").write_text(json.dumps({"eigh_s": t_eigh, "eigh_cpu_s": c_eigh}) + "\n")
     t0 = time.perf_counter()
     smallest = min(m.size for m in layout)
     ks = sorted({k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if k <= smallest} | {50})
