@@ -129,6 +129,11 @@ class GradientReader:
     def __len__(self) -> int:
         return self._mm.shape[0]
 
+    @property
+    def itemsize(self) -> int:
+        """Bytes per stored entry (2 for bfloat16 / float16, 4 for float32)."""
+        return self._mm.dtype.itemsize
+
     def rows(self, idx) -> np.ndarray:
         """Rows ``idx`` (int, slice, or index array) as float32: (D,) for an int, else (n, D)."""
         if isinstance(idx, slice):
@@ -142,6 +147,23 @@ class GradientReader:
             if arr.size:
                 block = block[np.argsort(np.argsort(arr.reshape(-1), kind="stable"), kind="stable")]
         return from_storage(block, self.dtype)
+
+    def columns(self, idx, start: int, stop: int) -> np.ndarray:
+        """Columns start … stop-1 of rows ``idx`` (any order) as float32 (len(idx), stop - start): one
+        positional read per row, so a few rows' slice of a wide file costs only those bytes."""
+        idx = np.arange(len(self))[np.asarray(idx, dtype=np.int64).reshape(-1)]
+        start, stop, _ = slice(start, stop).indices(self._mm.shape[1])
+        width, item = max(stop - start, 0), self._mm.dtype.itemsize
+        out = np.empty((len(idx), width), dtype=self._mm.dtype)
+        for r, row in enumerate(idx.tolist()):
+            view, pos, done = memoryview(out[r].view(np.uint8)), self._offset + row * self._row_bytes + start * item, 0
+            while done < len(view):
+                got = os.preadv(self._fd, [view[done:]], pos + done)
+                if got <= 0:
+                    raise OSError(f"{self.dir / paths.GRADS}: short read at byte {pos + done}; the file is truncated")
+                done += got
+            self.bytes_read += done
+        return from_storage(out, self.dtype)
 
     def default_chunk(self, budget_bytes: int = 128 * 2**20) -> int:
         return max(1, budget_bytes // (4 * max(1, self.layout.n_params)))
