@@ -201,4 +201,5 @@ def test_notebook_02_ekfac_runs_on_smoke(smoke_step):
     assert Z.shape == X.shape == (m["n_docs"], m["projected_dim"])
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
     reader = open_gradients(store.dir.parent / "01_extract")  # (the smoke tree's env is gone by now)
-    np.testing.assert_array_equal(P.project(reader.rows(np.arange(4))), Z[:4])
+    Z4 = P.project(reader.rows(np.arange(4)))  # float64 from the saved float32 columns vs the float32 passes
+    assert np.linalg.norm(Z4 - Z[:4]) <= 1e-5 * np.linalg.norm(Z[:4])
