@@ -122,31 +122,20 @@ def _second_pass(rows, proj: Projection, ks: list[int], chunk_rows: int | None, 
     """The kept coordinates (into Z and energy, unless ``have_z``) and the EKFAC-order energy curve."""
     basis, k = proj.basis, proj.settings.k
     order = basis.topk(max([k, *ks]), "ekfac") if ks else proj.top
-    sel = []  # per module: the eigenvector columns the pairs use, and where each pair sits among them
-    for m in basis.layout:
-        idx = order[m.name] if ks else proj.top[m.name]
-        js, kk = idx // m.shape[1], idx % m.shape[1]
-        if m.shape[1] >= m.shape[0]:  # rotate by the few Q_A columns, then Q_S whole
-            cols, pos = torch.unique(kk, return_inverse=True)
-            sel.append((m, basis.q_s[m.name].to(dev, torch.float32), basis.q_a[m.name][:, cols].to(dev, torch.float32),
-                        js.to(dev), pos.to(dev), True))
-        else:
-            cols, pos = torch.unique(js, return_inverse=True)
-            sel.append((m, basis.q_s[m.name][:, cols].to(dev, torch.float32), basis.q_a[m.name].to(dev, torch.float32),
-                        pos.to(dev), kk.to(dev), False))
+    sel = [_pair_groups(m, basis, order[m.name] if ks else proj.top[m.name], dev) for m in basis.layout]
     curve = np.zeros((Z.shape[0], len(ks)))
     pick = [kk - 1 for kk in ks]
     for start, G in _prefetched(rows, chunk_rows, dev, basis.layout):
         sl = slice(start, start + G.shape[0])
         kept = torch.zeros(G.shape[0], len(ks), dtype=torch.float64, device=dev)
-        for mi, (m, qs, qa, a, b, by_a) in enumerate(sel):
+        for mi, (m, q_small, by_a, groups, n_pairs) in enumerate(sel):
             Gm = G[:, m.offset: m.offset + m.size].reshape(-1, *m.shape)
-            if by_a:  # T (c, o, |cols|) = G Q_A[:, cols]; R[p] = Σ_o Q_S[o, j_p] T[:, o, pos_p]
-                T = (Gm.reshape(-1, m.shape[1]) @ qa).reshape(G.shape[0], m.shape[0], -1)
-                r = (T[:, :, b] * qs[:, a]).sum(1).double()  # (c, P)
-            else:  # T (c, |cols|, i) = Q_S[:, cols]ᵀ G; R[p] = Σ_i T[:, pos_p, i] Q_A[i, k_p]
-                T = (qs.T @ Gm.transpose(0, 1).reshape(m.shape[0], -1)).reshape(-1, G.shape[0], m.shape[1]).transpose(0, 1)
-                r = (T[:, a, :] * qa[:, b].T).sum(2).double()
+            # the small side rotated: Q_Sᵀ G (c, o, i), or (G Q_A)ᵀ (c, i, o); rows H[:, s] then contiguous
+            H = q_small.T @ Gm if by_a else (Gm @ q_small).transpose(1, 2).contiguous()
+            r = torch.empty(G.shape[0], n_pairs, dtype=torch.float32, device=dev)
+            for s_, p, cols in groups:  # the pairs (s_, ·): one product with just their large-side columns
+                r[:, p] = H[:, s_, :] @ cols
+            r = r.double()
             if ks:
                 kept += (r * r).cumsum(1)[:, pick]
             if not have_z:
@@ -155,6 +144,27 @@ def _second_pass(rows, proj: Projection, ks: list[int], chunk_rows: int | None, 
                 Z[sl, mi * k:(mi + 1) * k] = (rk * proj.parts[mi][3].to(dev)).cpu().numpy()
         curve[sl] = kept.cpu().numpy()
     return curve
+
+
+def _pair_groups(m, basis: Eigenbasis, idx: torch.Tensor, dev: torch.device) -> tuple:
+    """How pass 2 computes R at the pairs ``idx`` (flat j·i + k) of module m without the full rotation.
+
+    R[j, k] = (Q_Sᵀ G)[j, :] · Q_A[:, k] = Q_S[:, j] · (G Q_A)[:, k]. LoRA modules have one small side (r):
+    rotate that side fully (cheap), then, for each of its r indices, one matrix product with only the
+    large-side eigenvector columns of the pairs that use it: 2·max(o, i) flops per pair and row, instead
+    of a product with every column any pair uses for all r indices (measured 1.1–1.5× faster per module
+    for the top-1,000 pairs of Gemma-3 4B's shapes; the gathers, not the flops, then dominate)."""
+    o, i = m.shape
+    by_a = i >= o  # the small side is j (rows of G): group the pairs by j, take Q_A's columns
+    js, kk = idx // i, idx % i
+    small, large = (js, kk) if by_a else (kk, js)
+    q_small = (basis.q_s if by_a else basis.q_a)[m.name].to(dev, torch.float32)
+    q_large = (basis.q_a if by_a else basis.q_s)[m.name]
+    groups = []
+    for s_ in torch.unique(small).tolist():
+        p = torch.nonzero(small == s_).squeeze(1)
+        groups.append((s_, p.to(dev), q_large[:, large[p]].to(dev, torch.float32).contiguous()))
+    return m, q_small, by_a, groups, len(idx)
 
 
 def _rotate(G: torch.Tensor, qs: torch.Tensor, qa: torch.Tensor) -> torch.Tensor:
