@@ -46,6 +46,10 @@ def test_streamed_passes_equal_the_separate_float64_passes(mode, chunk):
     ref = Projection(ref_basis, settings)
     Z, energy = ref.project(rows, return_energy=True)
     assert fit.passes == 2  # the EKFAC-order curve (and an EKFAC top-k) needs Λ of every row first
+    assert not fit.projection.basis.full  # pass 2 freed the eigenvectors no projection of k = 5 uses
+    other = "kfac" if mode == "ekfac" else "ekfac"
+    assert rel(fit.projection.project(rows), Z) < 1e-5
+    assert rel(fit.projection.with_settings(eigen_mode=other).project(rows), ref.with_settings(eigen_mode=other).project(rows)) < 1e-5
     assert rel(fit.Z, Z) < 1e-5 and rel(fit.energy, energy) < 1e-5
     assert rel(fit.Z_raw, ref.with_settings(whiten=False).project(rows)) < 1e-5
     for name, curve in energy_curves(rows, ref_basis, KS).items():
