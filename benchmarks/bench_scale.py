@@ -19,6 +19,7 @@ into benchmarks/RESULTS.md by hand). The synthetic data is deleted at the end un
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -58,8 +59,7 @@ def synthesise(out: Path, n: int, dtype: str, layers: int = 0, seed: int = 0, ba
 
     layout = paper_layout(layers)
     out.mkdir(parents=True, exist_ok=True)
-    g = torch.Generator().manual_seed(seed)
-    fam = torch.randint(0, FAMILIES, (n,), generator=g)
+    g = torch.Generator().manual_seed(seed)  # the directions and factors: the same for every N
     dirs, A, S = {}, {}, {}
     for m in layout:  # per module: family directions of δ (o) and of a (i); lora_A of q and v share a
         o, i = m.shape
@@ -72,6 +72,8 @@ def synthesise(out: Path, n: int, dtype: str, layers: int = 0, seed: int = 0, ba
         dirs[m.name] = (vd, va)
         A[m.name] = _second_moment(va, 1.0 / i)
         S[m.name] = _second_moment(vd, 0.25 / o)
+    g = torch.Generator().manual_seed(seed + 1)  # the documents
+    fam = torch.randint(0, FAMILIES, (n,), generator=g)
     path = out / "grads.npy"
     mm = np.lib.format.open_memmap(path, mode="w+", dtype=STORAGE_DTYPES[dtype], shape=(n, layout.n_params))
     offset, row_bytes = mm.offset, mm.dtype.itemsize * layout.n_params
@@ -113,6 +115,16 @@ def _second_moment(dirs: torch.Tensor, noise: float) -> torch.Tensor:
 
 
 # ---- the steps, as the notebooks call them ----------------------------------------------------------
+def factors_digest(factors) -> str:
+    """sha256 of every factor's values (not of the file, whose metadata holds the token count)."""
+    h = hashlib.sha256()
+    for kind in (factors.A, factors.S):
+        for name in sorted(kind):
+            h.update(name.encode())
+            h.update(kind[name].float().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def step_02(d: Path, args) -> dict:
     from gatoms.method.ekfac import Eigenbasis, ProjectionSettings, fit_eigenbasis, fit_projection, normalize_rows
     from gatoms.method.gradients import open_gradients
@@ -127,6 +139,8 @@ def step_02(d: Path, args) -> dict:
         basis = Eigenbasis.load(args.basis_from / "02_ekfac" / "basis.safetensors")
         basis.layout.check_matches(layout, what="saved eigenbasis")
         prior = json.loads(timing.read_text())
+        if prior.get("factors") != factors_digest(reader.factors()):
+            raise SystemExit(f"{args.basis_from} decomposed other Kronecker factors than these; run without --basis-from")
         t_eigh, c_eigh = prior["eigh_s"], prior["eigh_cpu_s"]
     else:
         basis = fit_eigenbasis(reader.factors(), layout, dtype=torch.float32)
@@ -134,7 +148,8 @@ def step_02(d: Path, args) -> dict:
         if args.save_basis:
             (d / "02_ekfac").mkdir(exist_ok=True)
             basis.save(d / "02_ekfac" / "basis.safetensors")
-            (d / "02_ekfac" / "eigh.json").write_text(json.dumps({"eigh_s": t_eigh, "eigh_cpu_s": c_eigh}) + "\n")
+            (d / "02_ekfac" / "eigh.json").write_text(json.dumps({"eigh_s": t_eigh, "eigh_cpu_s": c_eigh,
+                                                                  "factors": factors_digest(reader.factors())}) + "\n")
     t0 = time.perf_counter()
     smallest = min(m.size for m in layout)
     ks = sorted({k for k in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if k <= smallest} | {50})
