@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from gatoms.build.metrics import StepMetrics
 from gatoms.build.tables import write_table
@@ -116,8 +117,9 @@ def score_coherence(reader: Any, codes: sp.spmatrix | np.ndarray, top_n: int = 2
     ``reader``: the raw gradients (N, D) — a :class:`gatoms.method.gradients.GradientReader` or an
     array/memmap. Every row some atom needs (the union of their top documents: atoms share documents) is
     read exactly once, in blocks of columns sized so that a block of all those rows fits ``max_bytes``:
-    each atom's Gram matrix and each row's squared norm are accumulated block by block (float32 products,
-    float64 sums), so memory is bounded by ``max_bytes`` whatever N and D are.
+    each atom's Gram matrix (batched matrix products over many atoms at once) and each row's squared norm
+    are accumulated block by block (float32 products, float64 sums), so memory is bounded by ``max_bytes``
+    whatever N and D are.
     """
     tops = top_documents_all(codes, top_n, threshold)
     coherence = np.zeros(len(tops), dtype=np.float64)
@@ -125,25 +127,31 @@ def score_coherence(reader: Any, codes: sp.spmatrix | np.ndarray, top_n: int = 2
     if not scored:
         return coherence
     union = np.unique(np.concatenate([tops[j] for j in scored]))  # ascending row numbers
-    local = {j: np.searchsorted(union, tops[j]) for j in scored}
+    n_max = max(tops[j].size for j in scored)
+    L = np.zeros((len(scored), n_max), dtype=np.int64)  # each atom's rows as positions in the union, padded
+    mask = np.zeros((len(scored), n_max), dtype=bool)
+    for a, j in enumerate(scored):
+        L[a, : tops[j].size], mask[a, : tops[j].size] = np.searchsorted(union, tops[j]), True
     D = int(reader.shape[1])
     item = int(getattr(reader, "itemsize", 4))  # bytes per stored entry, read beside each float32 block
-    width = max(1, min(D, max_bytes // ((4 + item) * len(union))))
-    gram = {j: np.zeros((len(local[j]),) * 2) for j in scored}
+    width = max(1, min(D, max_bytes // ((8 + item) * len(union))))  # the block, as read and gathered per atom
+    batch = max(1, len(union) // n_max)  # atoms per batched product: their gathered rows ≈ one block
+    gram = np.zeros((len(scored), n_max, n_max))
     sq = np.zeros(len(union))
+    Lt = torch.from_numpy(L)
     for c0 in range(0, D, width):
         B = _columns(reader, union, c0, min(c0 + width, D))  # (U, b) float32
         sq += np.einsum("ij,ij->i", B, B, dtype=np.float64)
-        for j in scored:
-            Bj = B[local[j]]
-            gram[j] += Bj @ Bj.T
-    norms = np.sqrt(sq)
-    for j in scored:
-        nj = norms[local[j]]
-        safe = np.where(nj > 0, nj, 1.0)
-        S = np.where(np.outer(nj, nj) > 0, gram[j] / np.outer(safe, safe), 0.0)
-        n = len(nj)
-        coherence[j] = (S.sum() - np.trace(S)) / (n * (n - 1))
+        Bt = torch.from_numpy(B)
+        for a0 in range(0, len(scored), batch):
+            Ga = Bt[Lt[a0: a0 + batch]]  # (atoms, n_max, b)
+            gram[a0: a0 + batch] += torch.bmm(Ga, Ga.transpose(1, 2)).numpy()
+    norms = np.sqrt(sq)[L] * mask  # (atoms, n_max); padding → 0
+    safe = np.where(norms > 0, norms, 1.0)
+    S = np.where(norms[:, :, None] * norms[:, None, :] > 0, gram / (safe[:, :, None] * safe[:, None, :]), 0.0)
+    n = mask.sum(1)
+    diag = np.einsum("aii->a", S)
+    coherence[scored] = (S.sum((1, 2)) - diag) / (n * (n - 1))
     return coherence
 
 
