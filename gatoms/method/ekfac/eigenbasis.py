@@ -24,6 +24,7 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -233,17 +234,15 @@ def fit_eigenbasis(factors: Factors, layout: Layout, dtype: torch.dtype = torch.
     A factor equal to one already decomposed (q_proj's and v_proj's lora_A read the same layer input, so
     their A are identical) reuses that decomposition: at Gemma-3 4B's shapes a 2,560² eigh is ~5–10 s."""
     q_a, lam_a, q_s, lam_s = {}, {}, {}, {}
-    done: dict[tuple, list[tuple[torch.Tensor, tuple]]] = {}
+    done: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (shape, sha256 of the values) → (λ, Q)
 
     def eigh(F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (tuple(F.shape), float(F.trace()), float(F.sum()))
-        for seen, result in done.get(key, []):
-            if torch.equal(seen, F):
-                return result[0].clone(), result[1].clone()  # copies: safetensors refuses shared storage
+        key = (tuple(F.shape), hashlib.sha256(F.contiguous().numpy().tobytes()).hexdigest())  # not F: 3 GB at 4B
+        if key in done:
+            return done[key][0].clone(), done[key][1].clone()  # copies: safetensors refuses shared storage
         lam, q = torch.linalg.eigh((F + F.T) / 2)
-        q = q.to(dtype)
-        done.setdefault(key, []).append((F, (lam.clamp_min(0), q)))
-        return lam.clamp_min(0), q
+        done[key] = (lam.clamp_min(0), q.to(dtype))
+        return done[key]
 
     for m in layout:
         if m.name not in factors.A or m.name not in factors.S:
