@@ -125,8 +125,11 @@ def _second_pass(rows, proj: Projection, ks: list[int], chunk_rows: int | None, 
     """The kept coordinates (into Z and energy, unless ``have_z``) and the EKFAC-order energy curve."""
     basis, k = proj.basis, proj.settings.k
     order = basis.topk(max([k, *ks]), "ekfac") if ks else proj.top
-    sel = [_pair_groups(m, basis, order[m.name] if ks else proj.top[m.name], dev) for m in basis.layout]
-    _keep_only(basis, basis.reduced(k))  # the full eigenvectors are no longer needed: free them
+    reduced, sel = basis.reduced(k), []
+    for m in basis.layout:  # gather what pass 2 needs, then free the module's full eigenvectors at once
+        sel.append(_pair_groups(m, basis, order[m.name] if ks else proj.top[m.name], dev))
+        basis.q_a[m.name], basis.q_s[m.name] = reduced.q_a[m.name], reduced.q_s[m.name]
+    basis.cols_a, basis.cols_s = reduced.cols_a, reduced.cols_s  # now the reduced basis throughout
     curve = np.zeros((Z.shape[0], len(ks)))
     pick = [kk - 1 for kk in ks]
     for start, G in _prefetched(rows, chunk_rows, dev, basis.layout):
@@ -148,11 +151,6 @@ def _second_pass(rows, proj: Projection, ks: list[int], chunk_rows: int | None, 
                 Z[sl, mi * k:(mi + 1) * k] = (rk * proj.parts[mi][3].to(dev)).cpu().numpy()
         curve[sl] = kept.cpu().numpy()
     return curve
-
-
-def _keep_only(basis: Eigenbasis, reduced: Eigenbasis) -> None:
-    """Turn ``basis`` in place into ``reduced`` (the eigenvector columns of the top-k of both modes)."""
-    basis.q_a, basis.q_s, basis.cols_a, basis.cols_s = reduced.q_a, reduced.q_s, reduced.cols_a, reduced.cols_s
 
 
 def _pair_groups(m, basis: Eigenbasis, idx: torch.Tensor, dev: torch.device) -> tuple:
