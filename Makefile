@@ -5,7 +5,7 @@
 #   make finetune | extract | ekfac | atoms | coherence | ablations | steering    one step (+ upstream)
 #   make report | atlas                      figures/<profile>/RESULTS.md and atlas.html from metrics
 #   make lab                                 open the notebooks in JupyterLab (the .venv kernel)
-#   make bench-extract | bench-atoms         benchmarks (side-by-side speed ratios, one run)
+#   make bench-extract | bench-atoms | bench-scale  benchmarks (side-by-side speed ratios, one run)
 #   make test                                the test suite: every tier (CPU, no downloads; installs
 #                                            chromium for the atlas browser test when missing and root)
 #   make test-unit | test-integration | test-e2e    one tier (no model / tiny model / smoke pipeline)
@@ -35,7 +35,7 @@ export SOURCE_DATE_EPOCH := 0
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: paper test test-unit test-integration test-e2e browser install lab finetune extract ekfac atoms coherence \
-        ablations steering report atlas bench-extract bench-atoms clean-profile help
+        ablations steering report atlas bench-extract bench-atoms bench-scale clean-profile help
 
 help:
 	@sed -n '1,12p' Makefile
@@ -103,6 +103,8 @@ bench-extract: $(STAMP)
 	$(PY) benchmarks/bench_extract.py
 bench-atoms: $(STAMP)
 	$(PY) benchmarks/bench_atoms.py
+bench-scale: $(STAMP)   # make bench-scale BENCH_ARGS="--n 1000"  (default N = 5,000, bf16; ≈ 22 GB of scratch)
+	$(PY) benchmarks/bench_scale.py $(BENCH_ARGS)
 
 # ---- tests --------------------------------------------------------------------------------------
 # The atlas is tested in a real headless browser: install Debian's chromium when it is missing and we

@@ -5,8 +5,8 @@ the top 20 of them by |C[n, j]|; coherence is the mean off-diagonal entry of the
 matrix of their **raw, unprojected** D-dimensional gradients. Fewer than 2 active documents → 0.
 A zero gradient (a document with no response token) has cosine 0 with everything.
 
-:func:`score_coherence` reads only the rows it needs from the gradient memmap, a bounded group at a
-time (``max_bytes``), so peak memory does not grow with N × D.
+:func:`score_coherence` reads each row that some atom needs exactly once (atoms share documents), in
+blocks of columns of at most ``max_bytes``, so peak memory does not grow with N × D.
 
 The atom table describes every atom without a human: coherence, active documents, the majority task
 family and response format of its top documents (when labels exist), the distinctive words of their
@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from gatoms.build.metrics import StepMetrics
 from gatoms.build.tables import write_table
@@ -97,13 +98,6 @@ def top_documents_all(codes: sp.spmatrix | np.ndarray, n: int = 20,
 
 
 # ---- coherence --------------------------------------------------------------------------------------
-def _read(reader: Any, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` (ascending) of a gradient reader (``.rows``) or an array/memmap, as float32."""
-    if hasattr(reader, "rows"):
-        return np.asarray(reader.rows(idx), dtype=np.float32)
-    return np.asarray(reader[idx], dtype=np.float32)
-
-
 def mean_offdiag_cosine(G: np.ndarray) -> float:
     """Mean off-diagonal cosine similarity of the rows of G (n, D); zero rows have cosine 0."""
     n = G.shape[0]
@@ -120,42 +114,52 @@ def score_coherence(reader: Any, codes: sp.spmatrix | np.ndarray, top_n: int = 2
                     threshold: float = ACTIVE_THRESHOLD, max_bytes: int = 256 * 2**20) -> np.ndarray:
     """(K,) coherence of every atom (see the module docstring).
 
-    ``reader``: the raw gradients (N, D) — a :class:`gatoms.method.gradients.GradientReader` (``.rows``) or
-    an array/memmap. Atoms are taken in groups whose distinct top documents fit in ``max_bytes`` as
-    float32; each group's rows are read once, in ascending order.
+    ``reader``: the raw gradients (N, D) — a :class:`gatoms.method.gradients.GradientReader` or an
+    array/memmap. Every row some atom needs (the union of their top documents: atoms share documents) is
+    read exactly once, in blocks of columns sized so that a block of all those rows fits ``max_bytes``:
+    each atom's Gram matrix (batched matrix products over many atoms at once) and each row's squared norm
+    are accumulated block by block (float32 products, float64 sums), so memory is bounded by ``max_bytes``
+    whatever N and D are.
     """
     tops = top_documents_all(codes, top_n, threshold)
-    D = int(reader.shape[1])
-    budget = max(top_n, max_bytes // (4 * max(D, 1)))
     coherence = np.zeros(len(tops), dtype=np.float64)
-    group: list[int] = []
-    rows: set[int] = set()
-
-    def flush() -> None:
-        if not group:
-            return
-        idx = np.array(sorted(rows), dtype=np.int64)
-        G = _read(reader, idx)  # (m, D)
-        norms = np.linalg.norm(G, axis=1)
-        G /= np.where(norms > 0, norms, 1.0)[:, None]
-        where = {r: i for i, r in enumerate(idx.tolist())}
-        for j in group:
-            U = G[[where[r] for r in tops[j].tolist()]].astype(np.float64)
-            n = U.shape[0]
-            S = U @ U.T
-            coherence[j] = (S.sum() - np.trace(S)) / (n * (n - 1))
-        group.clear()
-        rows.clear()
-
-    for j, t in enumerate(tops):
-        if t.size < 2:
-            continue  # fewer than 2 active documents: coherence 0
-        if group and len(rows | set(t.tolist())) > budget:
-            flush()
-        group.append(j)
-        rows.update(t.tolist())
-    flush()
+    scored = [j for j, t in enumerate(tops) if t.size >= 2]  # fewer than 2 active documents: coherence 0
+    if not scored:
+        return coherence
+    union = np.unique(np.concatenate([tops[j] for j in scored]))  # ascending row numbers
+    n_max = max(tops[j].size for j in scored)
+    L = np.zeros((len(scored), n_max), dtype=np.int64)  # each atom's rows as positions in the union, padded
+    mask = np.zeros((len(scored), n_max), dtype=bool)
+    for a, j in enumerate(scored):
+        L[a, : tops[j].size], mask[a, : tops[j].size] = np.searchsorted(union, tops[j]), True
+    D = int(reader.shape[1])
+    item = int(getattr(reader, "itemsize", 4))  # bytes per stored entry, read beside each float32 block
+    width = max(1, min(D, max_bytes // ((8 + item) * len(union))))  # the block, as read and gathered per atom
+    batch = max(1, len(union) // n_max)  # atoms per batched product: their gathered rows ≈ one block
+    gram = np.zeros((len(scored), n_max, n_max))
+    sq = np.zeros(len(union))
+    Lt = torch.from_numpy(L)
+    for c0 in range(0, D, width):
+        B = _columns(reader, union, c0, min(c0 + width, D))  # (U, b) float32
+        sq += np.einsum("ij,ij->i", B, B, dtype=np.float64)
+        Bt = torch.from_numpy(B)
+        for a0 in range(0, len(scored), batch):
+            Ga = Bt[Lt[a0: a0 + batch]]  # (atoms, n_max, b)
+            gram[a0: a0 + batch] += torch.bmm(Ga, Ga.transpose(1, 2)).numpy()
+    norms = np.sqrt(sq)[L] * mask  # (atoms, n_max); padding → 0
+    safe = np.where(norms > 0, norms, 1.0)
+    S = np.where(norms[:, :, None] * norms[:, None, :] > 0, gram / (safe[:, :, None] * safe[:, None, :]), 0.0)
+    n = mask.sum(1)
+    diag = np.einsum("aii->a", S)
+    coherence[scored] = (S.sum((1, 2)) - diag) / (n * (n - 1))
     return coherence
+
+
+def _columns(reader: Any, rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Columns start … stop-1 of ``rows`` (ascending) as float32, from a gradient reader or an array."""
+    if hasattr(reader, "columns"):
+        return reader.columns(rows, start, stop)
+    return np.asarray(reader[rows, start:stop], dtype=np.float32)
 
 
 # ---- the atom table ---------------------------------------------------------------------------------

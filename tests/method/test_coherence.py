@@ -51,30 +51,37 @@ def test_coherence_equals_the_direct_computation():
 
 
 class CountingReader:
-    """A gradient reader over a memmap that records how many rows each request asks for."""
+    """A gradient reader over a memmap that counts how often each entry is read, and the largest block."""
 
     def __init__(self, mm):
-        self.mm, self.requests = mm, []
+        self.mm, self.reads, self.largest = mm, np.zeros(mm.shape, dtype=np.int64), 0
 
     @property
     def shape(self):
         return self.mm.shape
 
-    def rows(self, idx):
+    def columns(self, idx, start, stop):
         idx = np.asarray(idx)
-        assert np.all(np.diff(idx) > 0), "rows are requested in ascending order, once per group"
-        self.requests.append(len(idx))
-        return np.asarray(self.mm[idx], dtype=np.float32)
+        self.reads[idx[:, None], np.arange(start, stop)[None, :]] += 1
+        block = np.asarray(self.mm[idx, start:stop], dtype=np.float32)
+        self.largest = max(self.largest, block.nbytes)
+        return block
 
 
-def test_memmap_streamed_coherence_equals_in_memory(tmp_path):
+def test_memmap_streamed_coherence_reads_each_needed_row_once(tmp_path):
+    from gatoms.method.coherence import top_documents_all
+
     grads, codes = random_problem(N=90, D=8192, K=12, seed=1)
     np.save(tmp_path / "g.npy", grads)
     reader = CountingReader(np.load(tmp_path / "g.npy", mmap_mode="r"))
-    budget = 2**20  # 1 MiB = 32 rows of 8192 float32: forces several groups
+    budget = 2**20  # 1 MiB: a block of all the needed rows holds far fewer than 8,192 columns
     streamed = score_coherence(reader, sp.csr_matrix(codes), top_n=20, max_bytes=budget)
+    np.testing.assert_allclose(streamed, direct_coherence(grads, codes), atol=1e-6)
     np.testing.assert_allclose(streamed, score_coherence(grads, sp.csr_matrix(codes)), atol=1e-9)
-    assert len(reader.requests) > 1 and max(reader.requests) <= budget // (4 * 8192)
+    needed = np.unique(np.concatenate([t for t in top_documents_all(sp.csr_matrix(codes), 20) if t.size >= 2]))
+    assert np.all(reader.reads[needed] == 1)  # every entry of every needed row exactly once
+    assert reader.reads.sum() == needed.size * 8192  # and nothing else
+    assert 0 < reader.largest <= budget
 
 
 def test_zero_gradient_has_cosine_zero():

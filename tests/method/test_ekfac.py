@@ -155,9 +155,12 @@ def test_save_load_roundtrip_keeps_settings(extracted, tmp_path):
     loaded = Projection.load(tmp_path / "eigen.safetensors")
     assert loaded.settings == P.settings and loaded.layout == P.layout
     assert all(torch.equal(loaded.top[n], P.top[n]) for n in P.top)
-    np.testing.assert_array_equal(loaded.project(reader), P.project(reader))
-    z = loaded.project(reader)[0]
-    torch.testing.assert_close(loaded.unproject(z), P.unproject(z))
+    assert not loaded.basis.full  # saved with only the eigenvector columns its top-k use, in float32
+    Z = P.project(reader)
+    assert np.linalg.norm(loaded.project(reader) - Z) <= 1e-6 * np.linalg.norm(Z)
+    z = Z[0]
+    v = P.unproject(z, dtype=torch.float64)
+    assert float((loaded.unproject(z, dtype=torch.float64) - v).norm()) <= 1e-6 * float(v.norm())
     assert Eigenbasis.load(tmp_path / "eigen.safetensors").ekfac is not None  # the basis alone, too
     with pytest.raises(ValueError, match="incomplete"):
         Projection.load(tmp_path / "eigen.safetensors.part")
@@ -198,4 +201,5 @@ def test_notebook_02_ekfac_runs_on_smoke(smoke_step):
     assert Z.shape == X.shape == (m["n_docs"], m["projected_dim"])
     np.testing.assert_allclose(np.linalg.norm(X, axis=1), 1.0, atol=1e-5)
     reader = open_gradients(store.dir.parent / "01_extract")  # (the smoke tree's env is gone by now)
-    np.testing.assert_array_equal(P.project(reader.rows(np.arange(4))), Z[:4])
+    Z4 = P.project(reader.rows(np.arange(4)))  # float64 from the saved float32 columns vs the float32 passes
+    assert np.linalg.norm(Z4 - Z[:4]) <= 1e-5 * np.linalg.norm(Z[:4])

@@ -24,6 +24,7 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator
@@ -82,7 +83,7 @@ class EkfacConfig:
     whiten: bool = True
     """Divide each kept coordinate by sqrt(eig + ε). False keeps raw rotated coordinates (ablation)."""
     device: str = "cpu"
-    """Where the float64 rotations run: cpu | cuda | auto."""
+    """Where the rotations run (float32, accumulated in float64): cpu | cuda | auto."""
     chunk_rows: int = 0
     """Rows per streamed block (0 = as many as fit in 128 MiB of float32)."""
 
@@ -108,10 +109,48 @@ class Eigenbasis:
         q_s: dict[str, torch.Tensor],
         lam_s: dict[str, torch.Tensor],
         ekfac: dict[str, torch.Tensor] | None = None,
+        cols_a: dict[str, torch.Tensor] | None = None,
+        cols_s: dict[str, torch.Tensor] | None = None,
     ):
         self.layout = layout
         self.q_a, self.lam_a, self.q_s, self.lam_s = q_a, lam_a, q_s, lam_s  # (i,i), (i,), (o,o), (o,)
         self.ekfac = ekfac  # name → (o, i) mean R², or None until ekfac_eigenvalues
+        # A reduced basis (:meth:`reduced`) keeps only some eigenvector columns, in float32: q_a[name] is
+        # (i, c) and cols_a[name] (c,) says which columns of the full Q_A they are (ascending); same for S.
+        self.cols_a, self.cols_s = cols_a, cols_s
+
+    @property
+    def full(self) -> bool:
+        """True when every eigenvector column is held (fitted); False for a :meth:`reduced` basis."""
+        return self.cols_a is None
+
+    def require_full(self, what: str) -> None:
+        if not self.full:
+            raise ValueError(f"{what} needs the full eigenbasis, but this one keeps only the eigenvector columns of "
+                             "its top-k directions (as eigen.safetensors stores it); fit it again with "
+                             "fit_eigenbasis(reader.factors(), reader.layout)")
+
+    def columns(self, name: str, js: torch.Tensor, ks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Q_S[:, js] (o, p), Q_A[:, ks] (i, p)): the eigenvectors of directions (js[p], ks[p])."""
+        if self.full:
+            return self.q_s[name][:, js], self.q_a[name][:, ks]
+        return (self.q_s[name][:, _positions(self.cols_s[name], js, name)],
+                self.q_a[name][:, _positions(self.cols_a[name], ks, name)])
+
+    def reduced(self, k: int, modes: tuple[str, ...] | None = None) -> Eigenbasis:
+        """The same basis keeping only the float32 eigenvector columns that the top-``k`` directions of
+        every mode in ``modes`` use (default: kfac, and ekfac once computed) — all that ``project`` and
+        ``unproject`` of those settings need; eigenvalues are kept in full."""
+        modes = modes or (("ekfac", "kfac") if self.ekfac is not None else ("kfac",))
+        tops = [self.topk(k, mode) for mode in modes]
+        q_a, q_s, cols_a, cols_s = {}, {}, {}, {}
+        for m in self.layout:
+            idx = torch.cat([t[m.name] for t in tops])
+            js, ks = torch.unique(idx // m.shape[1]), torch.unique(idx % m.shape[1])  # sorted
+            qs, qa = self.columns(m.name, js, ks)
+            q_s[m.name], q_a[m.name] = qs.float().contiguous(), qa.float().contiguous()
+            cols_s[m.name], cols_a[m.name] = js, ks
+        return Eigenbasis(self.layout, q_a, self.lam_a, q_s, self.lam_s, self.ekfac, cols_a, cols_s)
 
     def eigenvalues(self, mode: str) -> dict[str, torch.Tensor]:
         """name → (o, i) float64 eigenvalue of each (j, k) direction."""
@@ -149,6 +188,8 @@ class Eigenbasis:
                     f"{n}.lam_S": self.lam_s[n]}
             if self.ekfac is not None:
                 out[f"{n}.Lambda"] = self.ekfac[n]
+            if not self.full:
+                out |= {f"{n}.cols_A": self.cols_a[n], f"{n}.cols_S": self.cols_s[n]}
         return out
 
     def save(self, path: Path, metadata: dict[str, str] | None = None, extra: dict | None = None) -> None:
@@ -170,13 +211,39 @@ class Eigenbasis:
                 return {n: f.get_tensor(f"{n}.{kind}") for n in names}
 
             ekfac = get("Lambda") if f"{names[0]}.Lambda" in keys else None
-            return cls(layout, get("Q_A"), get("lam_A"), get("Q_S"), get("lam_S"), ekfac)
+            reduced = f"{names[0]}.cols_A" in keys
+            return cls(layout, get("Q_A"), get("lam_A"), get("Q_S"), get("lam_S"), ekfac,
+                       get("cols_A") if reduced else None, get("cols_S") if reduced else None)
+
+
+def _positions(cols: torch.Tensor, want: torch.Tensor, name: str) -> torch.Tensor:
+    """Where the original column indices ``want`` sit in the ascending kept columns ``cols``."""
+    pos = torch.searchsorted(cols, want).clamp_max(max(len(cols) - 1, 0))
+    if len(cols) == 0 or not bool((cols[pos] == want).all()):
+        raise ValueError(f"module {name}: a direction outside the eigenvector columns this reduced basis keeps; "
+                         "it serves only the k and eigen modes it was saved for (refit the full eigenbasis "
+                         "with fit_eigenbasis for others)")
+    return pos
 
 
 # ---- fitting ---------------------------------------------------------------------------------------
-def fit_eigenbasis(factors: Factors, layout: Layout) -> Eigenbasis:
-    """float64 eigendecomposition of A_m and S_m of every module (eigenvalues clamped at 0)."""
+def fit_eigenbasis(factors: Factors, layout: Layout, dtype: torch.dtype = torch.float64) -> Eigenbasis:
+    """float64 eigendecomposition of A_m and S_m of every module (eigenvalues clamped at 0), eigenvectors
+    kept in ``dtype`` (float32 halves the ~5 GB of Gemma-3 4B's; the eigenvalues stay float64).
+
+    A factor equal to one already decomposed (q_proj's and v_proj's lora_A read the same layer input, so
+    their A are identical) reuses that decomposition: at Gemma-3 4B's shapes a 2,560² eigh is ~5–10 s."""
     q_a, lam_a, q_s, lam_s = {}, {}, {}, {}
+    done: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}  # (shape, sha256 of the values) → (λ, Q)
+
+    def eigh(F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (tuple(F.shape), hashlib.sha256(F.contiguous().numpy().tobytes()).hexdigest())  # not F: 3 GB at 4B
+        if key in done:
+            return done[key][0].clone(), done[key][1].clone()  # copies: safetensors refuses shared storage
+        lam, q = torch.linalg.eigh((F + F.T) / 2)
+        done[key] = (lam.clamp_min(0), q.to(dtype))
+        return done[key]
+
     for m in layout:
         if m.name not in factors.A or m.name not in factors.S:
             raise ValueError(f"the factors have no module {m.name}; they were made for another model")
@@ -184,10 +251,8 @@ def fit_eigenbasis(factors: Factors, layout: Layout) -> Eigenbasis:
         A, S = factors.A[m.name].double(), factors.S[m.name].double()
         if A.shape != (i, i) or S.shape != (o, o):
             raise ValueError(f"factor shapes {tuple(A.shape)}, {tuple(S.shape)} do not fit module {m.name} {m.shape}")
-        la, qa = torch.linalg.eigh((A + A.T) / 2)
-        ls, qs = torch.linalg.eigh((S + S.T) / 2)
-        q_a[m.name], lam_a[m.name] = qa, la.clamp_min(0)
-        q_s[m.name], lam_s[m.name] = qs, ls.clamp_min(0)
+        lam_a[m.name], q_a[m.name] = eigh(A)
+        lam_s[m.name], q_s[m.name] = eigh(S)
     return Eigenbasis(layout, q_a, lam_a, q_s, lam_s)
 
 
@@ -227,6 +292,7 @@ def check_width(G: torch.Tensor, layout: Layout) -> None:
 def ekfac_eigenvalues(rows, basis: Eigenbasis, chunk_rows: int | None = None, device: str | None = "cpu") -> Eigenbasis:
     """Λ_m = mean over documents of R_m² (one streaming pass); sets and returns ``basis.ekfac``."""
     check_rows(rows, basis.layout)
+    basis.require_full("ekfac_eigenvalues")
     dev = resolve_device(device)
     Q = {m.name: (basis.q_s[m.name].to(dev), basis.q_a[m.name].to(dev)) for m in basis.layout}
     sums = {m.name: torch.zeros(m.shape, dtype=torch.float64, device=dev) for m in basis.layout}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,8 @@ from gatoms.build.store import require_final, save_safetensors
 class Factors:
     """Per-module Kronecker factors: A_m = E_t[a aᵀ] (i, i), S_m = E_t[δ δᵀ] (o, o)."""
 
-    A: dict[str, torch.Tensor]
-    S: dict[str, torch.Tensor]
+    A: Mapping[str, torch.Tensor]
+    S: Mapping[str, torch.Tensor]
     n_tokens: int
     """Tokens averaged over (every non-padding position of every document)."""
     fisher: str
@@ -29,13 +30,38 @@ class Factors:
 
     @classmethod
     def load(cls, path: Path) -> Factors:
+        """The factors of ``path``, each read from the file when it is looked up (Gemma-3 4B's are ~2.5 GB:
+        the eigendecomposition then holds one module's at a time)."""
         from safetensors import safe_open
 
         path = require_final(path)
-        A, S = {}, {}
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-            for key in f.keys():
-                kind, name = key.split(".", 1)
-                (A if kind == "A" else S)[name] = f.get_tensor(key)
+            keys = list(f.keys())
+        A = _OnDemand(path, [k.split(".", 1)[1] for k in keys if k.startswith("A.")], "A")
+        S = _OnDemand(path, [k.split(".", 1)[1] for k in keys if k.startswith("S.")], "S")
         return cls(A=A, S=S, n_tokens=int(meta.get("n_tokens", 0)), fisher=meta.get("fisher", "empirical"))
+
+
+class _OnDemand(Mapping):
+    """name → tensor, read from a safetensors file at each lookup (nothing held in memory)."""
+
+    def __init__(self, path: Path, names: list[str], kind: str):
+        self.path, self.names, self.kind = path, names, kind
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        from safetensors import safe_open
+
+        if name not in self.names:
+            raise KeyError(name)
+        with safe_open(str(self.path), framework="pt") as f:
+            return f.get_tensor(f"{self.kind}.{name}")
+
+    def __contains__(self, name: object) -> bool:
+        return name in set(self.names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)

@@ -56,7 +56,8 @@ class Projection:
             if s.whiten and bool((e <= 0).any()):
                 raise ValueError(f"module {m.name}: eig + ε ≤ 0 for a kept direction; use a positive damping")
             scale = e.rsqrt() if s.whiten else torch.ones_like(e)  # z = R[top] · scale
-            self.parts.append((m, basis.q_s[m.name][:, js], basis.q_a[m.name][:, ks], scale, e))
+            qs, qa = basis.columns(m.name, js, ks)
+            self.parts.append((m, qs.double(), qa.double(), scale, e))
 
     @property
     def layout(self) -> Layout:
@@ -73,8 +74,10 @@ class Projection:
 
     # ---- storage ----------------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """``eigen.safetensors``: the eigenbasis, the settings (metadata) and the kept indices (.topk)."""
-        self.basis.save(path, metadata={"settings": json.dumps(dataclasses.asdict(self.settings))},
+        """``eigen.safetensors``: the eigenbasis reduced to the float32 eigenvector columns that the top-k
+        directions of both eigen modes use (:meth:`Eigenbasis.reduced`), the settings (metadata) and the
+        kept indices (.topk)."""
+        self.basis.reduced(self.settings.k).save(path, metadata={"settings": json.dumps(dataclasses.asdict(self.settings))},
                         extra={f"{n}.topk": t for n, t in self.top.items()})
 
     @classmethod
@@ -160,6 +163,7 @@ def energy_curves(rows, basis: Eigenbasis, ks: list[int], modes: tuple[str, ...]
                   chunk_rows: int | None = None, device: str | None = "cpu") -> dict[str, np.ndarray]:
     """mode → (N, len(ks)) fraction of each row's ‖g‖² kept by the top-k directions of every module (by
     that mode's eigenvalues), per k, in one pass over the rows."""
+    basis.require_full("energy_curves")
     orders = {mode: basis.topk(max(ks), mode) for mode in modes}
     dev = resolve_device(device)
     N = n_rows(rows)

@@ -10,7 +10,8 @@ The same pass accumulates the Kronecker factors A_m = E_t[a aᵀ] (i, i) and S_m
 every real token (empirical Fisher); with ``fisher=True`` they come instead from a second, seeded pass
 whose response labels are sampled from the model (the "true" Fisher the authors used).
 
-Rows are streamed to ``grads.npy.part`` (a memmap, :mod:`.storage`); each rank checkpoints so that a
+Rows are streamed to ``grads.npy.part`` (a memmap, :mod:`.storage`) by a background thread
+(:mod:`.writer`), so the next batch computes while the last one is written; each rank checkpoints so that a
 killed run, re-run, continues where it stopped and ends bit-identical to an uninterrupted run
 (:mod:`.shard`, which also runs it under ``torchrun``).
 
@@ -48,6 +49,7 @@ from gatoms.method.gradients.batching import plan_batches, truncate
 from gatoms.method.gradients.config import COMPUTE_DTYPES, ExtractConfig, ExtractResult
 from gatoms.method.gradients.hooks import LoraHooks, frozen_with_input_grad, logits_at
 from gatoms.method.gradients.storage import STORAGE_DTYPES, to_storage
+from gatoms.method.gradients.writer import RowWriter
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +136,13 @@ def extract_gradients(
         log.info("rank %d resumes at phase %d, batch %d of %d", run.rank, *start, len(run.mine))
     start = start or (0, 0)
     resumed = len(run.mine) * start[0] + start[1]
+    writer = RowWriter(mm)  # rows reach the file from a thread while the next batch computes
     try:
-        done_docs = _run_batches(model, run, hooks, mm, start, pad_id, progress, on_batch, resumed)
+        with writer:
+            done_docs = _run_batches(model, run, hooks, writer, start, pad_id, progress, on_batch, resumed)
     finally:
         hooks.remove()
-    mm.flush()
-    del mm
+    del writer, mm
     return _finish(run, hooks, done_docs, resumed, t0)
 
 
@@ -200,7 +203,7 @@ def _open_part(run: _Run) -> bool:
     return resume
 
 
-def _run_batches(model: nn.Module, run: _Run, hooks: LoraHooks, mm: np.ndarray, start: tuple[int, int],
+def _run_batches(model: nn.Module, run: _Run, hooks: LoraHooks, writer: RowWriter, start: tuple[int, int],
                  pad_id: int, progress: bool, on_batch: Callable[[int], None] | None, resumed: int) -> int:
     """Every remaining batch of this rank, phase by phase; returns the documents processed."""
     from tqdm.auto import tqdm
@@ -216,12 +219,12 @@ def _run_batches(model: nn.Module, run: _Run, hooks: LoraHooks, mm: np.ndarray, 
                     if (phase, j) < start:
                         continue
                     idx = run.batches[bi]
-                    _one_batch(model, run, hooks, emb, head, idx, jobs, pad_id, mm)
+                    _one_batch(model, run, hooks, emb, head, idx, jobs, pad_id, writer)
                     done_docs += len(idx)
                     bar.update(1)
                     last = j == len(run.mine) - 1
                     if last or time.perf_counter() - last_ckpt >= cfg.checkpoint_seconds:
-                        mm.flush()
+                        writer.flush()  # every row the checkpoint counts is in the file
                         shard.save_checkpoint(ckpt, hooks, {
                             "fingerprint": run.fingerprint, "world_size": run.world, "rank": run.rank,
                             "phase": phase + 1 if last else phase, "batches_done": 0 if last else j + 1})
@@ -234,7 +237,7 @@ def _run_batches(model: nn.Module, run: _Run, hooks: LoraHooks, mm: np.ndarray, 
 
 
 def _one_batch(model: nn.Module, run: _Run, hooks: LoraHooks, emb: dict, head: dict, idx: list[int],
-               jobs: tuple[str, ...], pad_id: int, mm: np.ndarray) -> None:
+               jobs: tuple[str, ...], pad_id: int, writer: RowWriter) -> None:
     """Forward and backward of one padded batch: its rows into the memmap and/or its factor sums."""
     enc = collate([EncodedDoc(run.doc_ids[n], *run.items[n]) for n in idx], pad_id)
     input_ids, labels, mask = (enc[k].to(run.device) for k in ("input_ids", "labels", "attention_mask"))
@@ -255,7 +258,7 @@ def _one_batch(model: nn.Module, run: _Run, hooks: LoraHooks, emb: dict, head: d
     torch.autograd.grad(loss, [emb["embeds"]])
     if "rows" in jobs:
         order = np.argsort(idx)
-        mm[np.asarray(idx)[order]] = to_storage(hooks.rows, run.cfg.dtype)[order]
+        writer.write(np.asarray(idx)[order], to_storage(hooks.rows, run.cfg.dtype)[order])  # a copy: queued
     hooks.end_batch()
 
 

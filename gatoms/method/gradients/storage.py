@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,9 @@ def to_storage(rows: torch.Tensor, dtype: str) -> np.ndarray:
 def from_storage(block: np.ndarray, dtype: str) -> np.ndarray:
     """Stored rows → float32 (exact for every storage dtype)."""
     if dtype == "bfloat16":
-        return (np.asarray(block, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+        out = np.asarray(block, dtype=np.uint16).astype(np.uint32)
+        out <<= 16
+        return out.view(np.float32)
     return np.array(block, dtype=np.float32)  # a copy: never a view into the read-only memmap
 
 
@@ -55,7 +58,9 @@ class GradientReader:
     """Read-only access to a completed ``grads.npy`` + ``grads.json`` (never a ``.part``).
 
     ``rows(idx)`` reads only the requested rows and returns float32; ``chunks()`` iterates over row
-    blocks so that peak memory stays ~chunk × D whatever N is.
+    blocks so that peak memory stays ~chunk × D whatever N is. Rows are read with positional reads
+    (``os.preadv``), never through the memory map, so reading all of a file larger than RAM keeps this
+    process's resident memory at the chunk it holds; ``bytes_read`` counts what was read.
     """
 
     def __init__(self, step_dir: Path):
@@ -83,6 +88,39 @@ class GradientReader:
                              f"({len(self.doc_ids)}, {self.layout.n_params}); the files do not belong together")
         if self._mm.dtype != STORAGE_DTYPES[self.dtype]:
             raise ValueError(f"{grads} stores {self._mm.dtype} but {meta.name} says {self.dtype}")
+        self._fd = os.open(grads, os.O_RDONLY)
+        self._offset, self._row_bytes = int(self._mm.offset), self._mm.dtype.itemsize * self._mm.shape[1]
+        self.bytes_read = 0
+        """Bytes of stored rows read so far (each row read counts every time it is read)."""
+
+    def __del__(self):
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+            self._fd = None
+
+    def _slab(self, start: int, stop: int) -> np.ndarray:
+        """Rows start … stop-1 as stored, read with positional reads into a fresh buffer (no mapping: the
+        file's pages never count toward this process's memory, and threads may read concurrently)."""
+        out = np.empty((max(stop - start, 0), self._mm.shape[1]), dtype=self._mm.dtype)
+        view, pos = memoryview(out.reshape(-1).view(np.uint8)), self._offset + start * self._row_bytes
+        done = 0
+        while done < len(view):
+            got = os.preadv(self._fd, [view[done:]], pos + done)
+            if got <= 0:
+                raise OSError(f"{self.dir / paths.GRADS}: short read at byte {pos + done}; the file is truncated")
+            done += got
+        self.bytes_read += done
+        return out
+
+    def _gather(self, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (ascending) as stored: one read per run of consecutive rows."""
+        out = np.empty((len(idx), self._mm.shape[1]), dtype=self._mm.dtype)
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        for run in np.split(np.arange(len(idx)), breaks):
+            if run.size:
+                out[run[0]: run[-1] + 1] = self._slab(int(idx[run[0]]), int(idx[run[-1]]) + 1)
+        return out
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -91,18 +129,41 @@ class GradientReader:
     def __len__(self) -> int:
         return self._mm.shape[0]
 
+    @property
+    def itemsize(self) -> int:
+        """Bytes per stored entry (2 for bfloat16 / float16, 4 for float32)."""
+        return self._mm.dtype.itemsize
+
     def rows(self, idx) -> np.ndarray:
         """Rows ``idx`` (int, slice, or index array) as float32: (D,) for an int, else (n, D)."""
         if isinstance(idx, slice):
-            block = self._mm[idx]
+            start, stop, step = idx.indices(len(self))
+            block = self._slab(start, stop) if step == 1 else self._gather(np.arange(start, stop, step))
         else:
             arr = np.asarray(idx)
             if arr.ndim == 0:
-                return from_storage(self._mm[int(arr)], self.dtype)
-            block = self._mm[np.sort(arr)] if arr.size else self._mm[:0]
+                return from_storage(self._gather(np.arange(len(self))[[int(arr)]])[0], self.dtype)
+            block = self._gather(np.sort(np.arange(len(self))[arr.reshape(-1)])) if arr.size else self._mm[:0]
             if arr.size:
-                block = block[np.argsort(np.argsort(arr))]
+                block = block[np.argsort(np.argsort(arr.reshape(-1), kind="stable"), kind="stable")]
         return from_storage(block, self.dtype)
+
+    def columns(self, idx, start: int, stop: int) -> np.ndarray:
+        """Columns start … stop-1 of rows ``idx`` (any order) as float32 (len(idx), stop - start): one
+        positional read per row, so a few rows' slice of a wide file costs only those bytes."""
+        idx = np.arange(len(self))[np.asarray(idx, dtype=np.int64).reshape(-1)]
+        start, stop, _ = slice(start, stop).indices(self._mm.shape[1])
+        width, item = max(stop - start, 0), self._mm.dtype.itemsize
+        out = np.empty((len(idx), width), dtype=self._mm.dtype)
+        for r, row in enumerate(idx.tolist()):
+            view, pos, done = memoryview(out[r].view(np.uint8)), self._offset + row * self._row_bytes + start * item, 0
+            while done < len(view):
+                got = os.preadv(self._fd, [view[done:]], pos + done)
+                if got <= 0:
+                    raise OSError(f"{self.dir / paths.GRADS}: short read at byte {pos + done}; the file is truncated")
+                done += got
+            self.bytes_read += done
+        return from_storage(out, self.dtype)
 
     def default_chunk(self, budget_bytes: int = 128 * 2**20) -> int:
         return max(1, budget_bytes // (4 * max(1, self.layout.n_params)))
