@@ -51,11 +51,12 @@ class Headline:
     group: str = ""
     """The table it belongs to (Table 1, discovery, whitening, Table 2)."""
 
-    def read(self, res: Any) -> float | None:
+    def read(self, res: Any) -> float | int | None:
+        """The number in ``res`` (a flag as 1/0; None where it was not measured)."""
         v = dig(res, self.step, *self.path)
-        if isinstance(v, bool):
-            return float(v)
-        return float(v) if isinstance(v, (int, float)) else None
+        if isinstance(v, (bool, int)):
+            return int(v)
+        return float(v) if isinstance(v, float) and v == v else None  # NaN: not measured
 
 
 def _headlines() -> tuple[Headline, ...]:
