@@ -117,3 +117,24 @@ def test_a_run_without_claims_says_how_to_get_them(tmp_artifacts):
     fake.write_profile(PROFILE, metrics={"04_coherence": old})
     md = report.write_report(PROFILE).read_text(encoding="utf-8")
     assert "`make coherence PROFILE=fake FORCE=1`" in md.split("## The paper's claims", 1)[1]
+
+
+def test_smoke_seeds_read_every_headline_of_the_real_metrics(smoke_step, smoke_tree, monkeypatch):
+    """One smoke seed through the real pipeline: every headline the steps measure is read back, and the
+    claim metrics, the whitening rows and Table 2 are among them."""
+    smoke_step("06_steering")
+    from conftest import REPO
+
+    monkeypatch.setenv("GATOMS_ROOT", str(REPO))
+    monkeypatch.setenv("GATOMS_ARTIFACTS", str(smoke_tree / "artifacts"))
+    monkeypatch.setenv("GATOMS_FIGURES", str(smoke_tree / "figures"))
+    res = load_results("smoke")
+    seeds.write_seeds("smoke", [0])
+    agg = seeds.load_seeds("smoke")
+    for h in HEADLINES:
+        assert agg["headlines"][h.key]["values"] == [h.read(res)]
+    measured = {k for k, a in agg["headlines"].items() if a["n"] == 1}
+    assert {"t1_0.1_n_coh_gt_0_5", "family_top10", "family_random10", "family_p10", "purity_response_median",
+            "mean_union_f1", "v_measure", "ekfac_family_share", "random_projection_family_share",
+            "no_whitening_family_share", "bullets_base", "bullets_steered"} <= measured
+    assert (paths.figures("smoke") / "SEEDS.md").exists() and (paths.figures("smoke") / "seeds.csv").exists()
