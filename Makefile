@@ -4,6 +4,7 @@
 #   make paper [PROFILE=tiny] [FORCE=1]     all steps 00 → 06, then the report and the atlas
 #   make finetune | extract | ekfac | atoms | coherence | ablations | steering    one step (+ upstream)
 #   make report | atlas                      figures/<profile>/RESULTS.md and atlas.html from metrics
+#   make seeds [SEEDS="0 1 2"]               every step under each seed (PROFILE@seedK), then SEEDS.md
 #   make lab                                 open the notebooks in JupyterLab (the .venv kernel)
 #   make bench-extract | bench-atoms | bench-scale  benchmarks (side-by-side speed ratios, one run)
 #   make test                                the test suite: every tier (CPU, no downloads; installs
@@ -20,7 +21,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gatoms-installed
 ART := artifacts/$(PROFILE)
-CFG := configs/$(PROFILE).yaml
+# PROFILE@seedK (make seeds) is PROFILE's file with every seed offset by K.
+CFG := configs/$(firstword $(subst @, ,$(PROFILE))).yaml
+SEEDS ?= 0 1 2
 SRC := $(shell find gatoms -name '*.py' -o -name '*.jsonl' -o -name '*.html' 2>/dev/null) pyproject.toml
 # The steps depend on the package sources except the report and the atlas (editing those re-runs no step;
 # the figures the steps draw, gatoms/report/figures.py, are a step source).
@@ -34,11 +37,11 @@ export OMP_WAIT_POLICY := PASSIVE
 export SOURCE_DATE_EPOCH := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: paper test test-unit test-integration test-e2e browser install lab finetune extract ekfac atoms coherence \
+.PHONY: seeds paper test test-unit test-integration test-e2e browser install lab finetune extract ekfac atoms coherence \
         ablations steering report atlas bench-extract bench-atoms bench-scale clean-profile help
 
 help:
-	@sed -n '1,12p' Makefile
+	@sed -n '1,13p' Makefile
 
 # ---- environment --------------------------------------------------------------------------------
 # torch first, pinned (a CPU wheel here); then the package. No CUDA wheels, no torchvision/torchaudio.
@@ -97,6 +100,15 @@ atlas: figures/$(PROFILE)/atlas.html
 
 paper: report atlas
 	@echo "[gatoms] paper done: figures/$(PROFILE)/RESULTS.md, figures/$(PROFILE)/atlas.html"
+
+# The spread over seeds (not part of `make paper`): seed 0 is PROFILE itself, seed K is PROFILE@seedK
+# (artifacts/PROFILE@seedK/); then figures/PROFILE/SEEDS.md, seeds.csv and seeds.json (read by RESULTS.md).
+seeds: $(STAMP)
+	@for s in $(SEEDS); do \
+	  if [ "$$s" = 0 ]; then p=$(PROFILE); else p=$(PROFILE)@seed$$s; fi; \
+	  $(MAKE) --no-print-directory report PROFILE=$$p FORCE=$(FORCE) || exit 1; done
+	$(PY) -m gatoms seeds --profile $(PROFILE) --seeds $(SEEDS)
+	$(PY) -m gatoms report --profile $(PROFILE)
 
 # ---- benchmarks (speed ratios measured side by side in one run) --------------------------------
 bench-extract: $(STAMP)

@@ -5,6 +5,7 @@
     gatoms check --profile P                validate a profile file
     gatoms report --profile P               write figures/<P>/RESULTS.md from the metrics (make report)
     gatoms atlas --profile P                write figures/<P>/atlas.html (make atlas)
+    gatoms seeds --profile P --seeds 0 1 2  write figures/<P>/SEEDS.md from P, P@seed1, P@seed2 (make seeds)
     gatoms steps                            the pipeline's step table
 """
 
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, what in (("check", "validate a profile"), ("report", "write figures/<profile>/RESULTS.md"),
                        ("atlas", "write figures/<profile>/atlas.html")):
         sub.add_parser(name, help=what).add_argument("--profile", default=os.environ.get("PROFILE", "tiny"))
+    sd = sub.add_parser("seeds", help="write figures/<profile>/SEEDS.md: the spread over seeds")
+    sd.add_argument("--profile", default=os.environ.get("PROFILE", "tiny"))
+    sd.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seed offsets (0 = the profile itself)")
     sub.add_parser("steps", help="print the step table")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
             from gatoms.report.markdown import main as report_main
 
             return report_main(["--profile", args.profile])
+        elif args.command == "seeds":
+            from gatoms.report.seeds import main as seeds_main
+
+            return seeds_main(["--profile", args.profile, "--seeds", *map(str, args.seeds)])
         elif args.command == "atlas":
             from gatoms.report.atlas import main as atlas_main
 

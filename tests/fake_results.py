@@ -41,6 +41,38 @@ ATOMS = [
     (8, 4, 0.0, 0, None, None, "dead atom", []),
 ]
 
+def claims(top50: int = 3, p50: float = 0.004, nuisance_rank: int | None = 2) -> dict[str, Any]:
+    """Step 04's claim metrics (:func:`gatoms.method.claims.discovery_claims`) with known values."""
+    def vs(n: int, observed: int, mean: float, p: float) -> dict[str, Any]:
+        return {"n": n, "observed": observed, "random_mean": mean, "random_sd": 0.5, "p": p, "n_draws": 1000}
+
+    return {
+        "labels": ["family", "fmt", "nuisance", "topic"],
+        "skipped": {"planted": "no 'planted' label with value '1' in the documents"},
+        "found": {"family": {"vs_random": {"10": vs(8, 2, 1.5, 0.3), "50": vs(8, top50, 1.25, p50),
+                                           "100": vs(8, 3, 3.0, 1.0)}, "auroc": 0.8125, "n_pure_atoms": 3, "n_values": 3},
+                  "topic": {"vs_random": {"10": vs(8, 0, 0.5, 1.0), "50": vs(8, 1, 1.0, 0.6),
+                                          "100": vs(8, 1, 1.0, 1.0)}, "auroc": 0.4375, "n_pure_atoms": 1, "n_values": 4}},
+        "granularity": {"family": {"q25": 0.5, "median": 0.75, "q75": 0.9, "mean": 0.7, "spearman_coherence": 0.81},
+                        "topic": {"q25": 0.2, "median": 0.3, "q75": 0.4, "mean": 0.3, "spearman_coherence": -0.1},
+                        "response": {"q25": 0.05, "median": 0.1, "q75": 0.2, "mean": 0.15, "spearman_coherence": 0.2}},
+        "union_f1": [{"family": f, "n_docs": 10, "n_atoms": 2, "precision": 0.8, "recall": 0.9, "f1": 0.8471}
+                     for f in FAMILIES],
+        "mean_union_f1": 0.8471,
+        "partition": {"nmi": 0.7231, "homogeneity": 0.9, "completeness": 0.6, "v_measure": 0.72},
+        "rare": [{"family": "code", "n_docs": 10, "share_of_docs": 0.3333, "found": True, "rank": 3},
+                 {"family": "arithmetic", "n_docs": 10, "share_of_docs": 0.3333, "found": True, "rank": 1}],
+        "nuisance": {"n_docs": 9, "rank": nuisance_rank, "in_top": {"10": nuisance_rank is not None},
+                     "n_pure_atoms": 1, "n_pure_in_top": {"10": 1, "50": 1, "100": 1}},
+    }
+
+
+def method_alignment(family: float, nuisance: float) -> dict[str, float]:
+    """05's per-row label alignment columns."""
+    return {"family_share": family, "family_ami": round(family - 0.05, 4), "nuisance_share": nuisance,
+            "nuisance_ami": round(nuisance / 2, 4), "v_measure": round(family + 0.01, 4)}
+
+
 def steered_atom(**changes: Any) -> SteeredAtom:
     """A steered behaviour's record (bullets, atom 7, steered), with ``changes``."""
     values = dict(atom=7, coherence=0.402, chosen_by="detector", share=1.0, accepted=True, alpha=2.0,
@@ -80,14 +112,22 @@ METRICS: dict[str, StepMetrics] = {
     "04_coherence": CoherenceMetrics(
         seconds=2.0, n_coh_gt_0_5=2, n_coh_gt_0_1=5,
         top_atoms=[{"atom": a, "coherence": c, "active_docs": n, "description": d} for _, a, c, n, _, _, d, _ in ATOMS[:5]],
-        families_recovered=3, n_families=3, nmi=0.7231, purity_top50=0.6875),
+        families_recovered=3, n_families=3, nmi=0.7231, purity_top50=0.6875, mean_best_f1=0.55, claims=claims()),
     "05_ablations": AblationsMetrics(
         seconds=30.0,
         sparsity={"0.01": {"median_docs_per_atom": 27.0, "n_coh_gt_0_5": 1, "n_coh_gt_0_1": 6},
                   "0.1": {"median_docs_per_atom": 7.5, "n_coh_gt_0_5": 2, "n_coh_gt_0_1": 5},
                   "1.0": {"median_docs_per_atom": 0.0, "n_coh_gt_0_5": 0, "n_coh_gt_0_1": 0}},
-        methods={"no_whitening": {"families_recovered": 1, "nmi": 0.3012, "purity_top50": 0.41},
-                 "kmeans": {"families_recovered": 2, "nmi": 0.5556, "purity_top50": 0.5}}),
+        methods={"no_whitening": {"families_recovered": 1, "nmi": 0.3012, "purity_top50": 0.41,
+                                  **method_alignment(0.3, 0.5)},
+                 "ekfac": {"families_recovered": 3, "nmi": 0.7231, "purity_top50": 0.6875, **method_alignment(0.7, 0.1)},
+                 "random_projection": {"families_recovered": 0, "nmi": 0.2, "purity_top50": 0.35,
+                                       **method_alignment(0.2, 0.6)},
+                 "kmeans": {"families_recovered": 2, "nmi": 0.5556, "purity_top50": 0.5}},
+        damping={"0.001": {"nmi": 0.7, **method_alignment(0.65, 0.12)}, "0.1": {"nmi": 0.7231, **method_alignment(0.7, 0.1)},
+                 "1000": {"nmi": 0.31, **method_alignment(0.31, 0.48)}},
+        fit_settings={"backend": "sklearn", "max_iter": 100, "n_atoms": N_ATOMS, "alpha": 0.1, "seed": 42,
+                      "same_as_main_run": True}),
     "06_steering": SteeringMetrics(
         seconds=240.0,
         behaviors={"bullets": steered_atom(), "yes_no": steered_atom(
@@ -160,8 +200,11 @@ def atom_rows() -> list[AtomRow]:
             for rank, atom, coh, n, fam, share, desc, top in ATOMS]
 
 
-def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool = True) -> None:
-    """Write the fake artifacts of ``steps`` (in pipeline order) for ``profile`` under $GATOMS_ARTIFACTS."""
+def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool = True,
+                  metrics: dict[str, StepMetrics] | None = None) -> None:
+    """Write the fake artifacts of ``steps`` (in pipeline order) for ``profile`` under $GATOMS_ARTIFACTS;
+    ``metrics`` replaces some steps' :data:`METRICS` (another seed's numbers)."""
+    metrics = {**METRICS, **(metrics or {})}
     for step in steps:
         store = StepStore.open(profile, step, config=CONFIGS.get(step, {"fake": step}))
         if step == "00_finetune":
@@ -176,10 +219,10 @@ def write_profile(profile: str, steps: tuple[str, ...] = paths.STEPS, runs: bool
             with open(store.path(paths.GENERATIONS), "w") as f:
                 for r in generations():
                     f.write(json.dumps(r) + "\n")
-        store.write_metrics(METRICS[step])
+        store.write_metrics(metrics[step])
         if runs:
             write_json(paths.run_record(profile, step), {
-                "step": step, "profile": profile, "status": "ok", "seconds": METRICS[step].seconds + 4.0,
+                "step": step, "profile": profile, "status": "ok", "seconds": metrics[step].seconds + 4.0,
                 "peak_rss_mib": 512.0 + 100 * paths.STEPS.index(step), "peak_rss_source": "getrusage",
                 "peak_gpu_mib": None,
                 "host": {"cpus": 2, "ram_gib": 23.4, "platform": "Linux", "gpu": None, "torch": "2.13.0"}})

@@ -82,8 +82,41 @@ def build_section(section: str, values: dict[str, Any] | None, where: str = "") 
         raise ConfigError(f"{where}section {section!r}: {e}") from e
 
 
+SEED_SUFFIX = "@seed"
+"""``<profile>@seed<K>``: the profile with every seed of every section offset by K (``make seeds``); its
+artifacts go to ``artifacts/<profile>@seed<K>/``."""
+
+
+def split_seed(profile: str) -> tuple[str, int]:
+    """``"tiny@seed2"`` → ``("tiny", 2)``; a profile without the suffix → ``(profile, 0)``."""
+    name, sep, k = str(profile).partition(SEED_SUFFIX)
+    if not sep:
+        return str(profile), 0
+    if not k.isdigit() or not name:
+        raise ConfigError(f"profile {profile!r}: write <profile>{SEED_SUFFIX}<K> with K a non-negative integer, "
+                          f"e.g. tiny{SEED_SUFFIX}1")
+    return name, int(k)
+
+
+def offset_seeds(raw: dict[str, dict[str, Any]], offset: int) -> dict[str, dict[str, Any]]:
+    """The sections with every seed field (``seed``, ``*_seed``) of every section's dataclass moved by
+    ``offset`` from the profile's value or the field's default (world, model, fine-tuning, dictionary,
+    maps, baselines and steering seeds together)."""
+    out = {name: dict(values) for name, values in raw.items()}
+    for section in SECTIONS:
+        for f in dataclasses.fields(section_class(section)):
+            if f.name == "seed" or f.name.endswith("_seed"):
+                values = out.setdefault(section, {})
+                values[f.name] = int(values.get(f.name, f.default)) + offset
+    return out
+
+
 def read_profile(profile: str | Path) -> dict[str, dict[str, Any]]:
-    """Read ``configs/<profile>.yaml`` (or a path) as a dict of sections, checking section names."""
+    """Read ``configs/<profile>.yaml`` (or a path) as a dict of sections, checking section names;
+    ``<profile>@seed<K>`` reads ``configs/<profile>.yaml`` and offsets its seeds (:func:`offset_seeds`)."""
+    base, offset = split_seed(str(profile)) if not str(profile).endswith((".yaml", ".yml")) else (str(profile), 0)
+    if offset or base != str(profile):
+        return offset_seeds(read_profile(base), offset)
     path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else paths.config_file(str(profile))
     if not path.exists():
         available = sorted(p.stem for p in (paths.root() / "configs").glob("*.yaml"))

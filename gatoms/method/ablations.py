@@ -6,6 +6,10 @@
 - Preconditioning, same dictionary settings on differently projected gradients:
   ``no_whitening`` (the same top-k EKFAC coordinates, not divided by sqrt(eig + ε)), ``kfac`` (KFAC
   eigenvalues λ_S ⊗ λ_A choose and whiten the coordinates — the reference code), ``ekfac`` (ours).
+- Whitening controls (:mod:`gatoms.method.whitening`): a damping sweep of the EKFAC whitening
+  (``dampings``) and ``random_projection``, a seeded Gaussian projection of the raw gradients to the same
+  dimension with no eigenbasis; every row reports how much of each label (family, nuisance, topic) its
+  strongest-atom assignment carries.
 - Baselines on the same X as ``ekfac``: ``kmeans`` (clusters as atoms, as GradientSpace does: a
   document's code is its cosine to its own centroid, zero elsewhere) and ``pca`` (principal components
   as atoms; each document keeps only its ``pca_nonzeros`` largest |scores|, so that "active documents"
@@ -37,7 +41,7 @@ from gatoms.method.ekfac import Projection, normalize_rows
 
 log = logging.getLogger(__name__)
 
-METHODS = ("no_whitening", "kfac", "ekfac", "kmeans", "pca")
+METHODS = ("no_whitening", "kfac", "ekfac", "random_projection", "kmeans", "pca")
 """Every method the ablation can compare; ``ekfac`` is the paper's pipeline as we run it."""
 PRECONDITIONING: dict[str, dict[str, Any]] = {
     "no_whitening": {"eigen_mode": "ekfac", "whiten": False},
@@ -47,6 +51,7 @@ PRECONDITIONING: dict[str, dict[str, Any]] = {
 """The projection settings (changes of the recorded :class:`~gatoms.method.ekfac.ProjectionSettings`) of
 each preconditioning method."""
 LABELS = {"no_whitening": "no whitening", "kfac": "KFAC", "ekfac": "EKFAC (ours)",
+          "random_projection": "random projection (no EKFAC)",
           "kmeans": "k-means (GradientSpace)", "pca": "PCA components"}
 
 
@@ -57,7 +62,11 @@ class AblationsConfig:
     alphas: tuple[float, ...] = (0.01, 0.1, 1.0)
     """α values of the sparsity sweep (paper's Table 1: 0.01, 0.1, 1.0)."""
     methods: tuple[str, ...] = METHODS
-    """Methods compared on the ground-truth metrics (subset of no_whitening, kfac, ekfac, kmeans, pca)."""
+    """Methods compared on the ground-truth metrics (subset of no_whitening, kfac, ekfac, random_projection,
+    kmeans, pca)."""
+    dampings: tuple[float, ...] = ()
+    """Damping sweep of the EKFAC whitening: ε = each factor × the module's mean eigenvalue (issue 11:
+    1e-3 … 1e3); empty = no sweep. The factor of step 02 reuses its X."""
     backend: str | None = None
     """Dictionary backend of the sweep and ablation fits (None = the atoms section's)."""
     max_iter: int | None = None
@@ -89,6 +98,9 @@ class AblationsConfig:
             v = getattr(self, name)
             if v is not None and int(v) < 1:
                 raise ValueError(f"ablations.{name} must be a positive integer or null (default), got {v!r}")
+        self.dampings = tuple(float(f) for f in self.dampings)
+        if any(not f > 0 for f in self.dampings):
+            raise ValueError(f"ablations.dampings must be positive factors of the mean eigenvalue, got {self.dampings}")
         self.atom_counts = tuple(int(k) for k in self.atom_counts)
         if any(k < 1 for k in self.atom_counts):
             raise ValueError(f"ablations.atom_counts must be positive integers, got {self.atom_counts}")
@@ -127,23 +139,35 @@ def sparsity_row(alpha: float, codes: sp.spmatrix, coherence: np.ndarray) -> dic
 
 
 def method_row(method: str, codes: sp.spmatrix, coherence: np.ndarray,
-               families: list[str | None]) -> dict[str, Any]:
-    """One row of the methods table: the ground-truth metrics plus the coherence counts.
+               labels: dict[str, list[str | None]] | list[str | None]) -> dict[str, Any]:
+    """One row of the methods table: the ground-truth metrics, the V-measure of the strongest atom
+    against the family, how much of each label it carries (``<label>_share``, ``<label>_ami``:
+    :func:`gatoms.method.whitening.alignment_columns`) and the coherence counts. ``labels``: label name
+    → per-row values (a plain list is the family).
 
     Wall times are not table columns (tables must be identical across runs); they go to metrics.json."""
+    from gatoms.method.claims import encode, label_alignment, partition_scores, strongest_atom
     from gatoms.method.discovery import discovery_metrics
+    from gatoms.method.whitening import ALIGNMENT_LABELS, alignment_columns
 
+    columns = labels if isinstance(labels, dict) else {"family": list(labels)}
+    families = columns.get("family") or [None] * sp.csr_matrix(codes).shape[0]
     m = discovery_metrics(codes, coherence, families)
     counts = docs_per_atom(codes, ACTIVE_THRESHOLD)
+    part = partition_scores(strongest_atom(codes), encode(families)[0])
+    aligned = label_alignment(codes, {k: v for k, v in columns.items() if k in ALIGNMENT_LABELS})
     return {"method": method, "label": LABELS.get(method, method),
+            "nmi": round(m["nmi"], 4), "v_measure": part["v_measure"], "homogeneity": part["homogeneity"],
+            "completeness": part["completeness"], **alignment_columns(aligned),
+            "purity_top50": round(m["purity_top50"], 4), "families_in_top50": m["families_in_top50"],
             "families_recovered": m["families_recovered"], "n_families": m["n_families"],
-            "nmi": round(m["nmi"], 4), "purity_top50": round(m["purity_top50"], 4),
-            "mean_best_f1": round(m["mean_best_f1"], 4), "families_in_top50": m["families_in_top50"],
+            "mean_best_f1": round(m["mean_best_f1"], 4),
             "n_coh_gt_0_5": int((coherence > 0.5).sum()), "n_coh_gt_0_1": int((coherence > 0.1).sum()),
             "median_docs_per_atom": float(np.median(counts))}
 
 
-def size_row(n_atoms: int, codes: sp.spmatrix, coherence: np.ndarray, families: list[str | None]) -> dict[str, Any]:
+def size_row(n_atoms: int, codes: sp.spmatrix, coherence: np.ndarray,
+             families: dict[str, list[str | None]] | list[str | None]) -> dict[str, Any]:
     """One row of the dictionary-size table: the ground-truth metrics at ``n_atoms`` atoms."""
     row = method_row("ekfac", codes, coherence, families)
     return {"n_atoms": int(n_atoms), **{k: v for k, v in row.items() if k not in ("method", "label")}}
@@ -217,7 +241,7 @@ class Fits:
         self.fit_cfg = cfg.atoms_config(atoms_cfg)
         self.reuse = self.fit_cfg == atoms_cfg
         self.base, self.base_coherence = base, base_coherence
-        self.cache: dict[tuple[float, str], tuple[sp.csr_matrix, np.ndarray]] = {}
+        self.cache: dict[tuple[float, str, float | None], tuple[sp.csr_matrix, np.ndarray]] = {}
         self.timings: dict[str, float] = {}
         """Seconds per fit (recorded in metrics.json, never in the tables: they must repeat exactly)."""
 
@@ -225,12 +249,25 @@ class Fits:
         c = self.coh_cfg
         return score_coherence(self.reader, codes, c.top_n, c.active_threshold, c.max_bytes)
 
-    def fit(self, alpha: float, method: str = "ekfac") -> tuple[sp.csr_matrix, np.ndarray]:
-        """Codes and coherence of the dictionary at ``alpha`` on X projected as ``method``."""
-        key = (float(alpha), method)
-        if key not in self.cache:
-            changes = PRECONDITIONING[method]
-            s = self.proj.settings
+    def fit(self, alpha: float, method: str = "ekfac", damping: float | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Codes and coherence of the dictionary at ``alpha`` on X projected as ``method`` (and, if given,
+        with relative damping ``damping``; ``random_projection``: :func:`gatoms.method.whitening.random_projection`)."""
+        s = self.proj.settings
+        if damping is not None and s.damping_mode == "relative" and float(damping) == s.damping:
+            damping = None  # step 02's own damping: the same X
+        key = (float(alpha), method, damping)
+        if key in self.cache:
+            return self.cache[key]
+        if method == "random_projection":
+            from gatoms.method.whitening import random_projection
+
+            Xr = random_projection(self.reader, self.X.shape[1], self.cfg.seed)
+            codes = learn_dictionary(Xr, self.cfg.atoms_config(self.atoms_cfg, alpha)).codes
+            self.cache[key] = (codes, self.coherence_of(codes))
+        else:
+            changes = dict(PRECONDITIONING[method])
+            if damping is not None:
+                changes.update(damping=float(damping), damping_mode="relative")
             same_x = all(getattr(s, k) == v for k, v in changes.items())
             if same_x and self.reuse and alpha == self.atoms_cfg.alpha:
                 self.cache[key] = (self.base.codes, self.base_coherence)  # exactly 03's and 04's
@@ -260,14 +297,14 @@ def sparsity_rows(fits: Fits, paper: dict[float, dict[str, Any]]) -> list[dict[s
     return rows
 
 
-def method_rows(fits: Fits, families: list[str | None]) -> list[dict[str, Any]]:
-    """Preconditioning and baselines, scored against the true families."""
+def method_rows(fits: Fits, families: dict[str, list[str | None]] | list[str | None]) -> list[dict[str, Any]]:
+    """Preconditioning, the random projection and the baselines, scored against the labels."""
     cfg = fits.cfg
     n_comp = cfg.n_components or fits.fit_cfg.n_atoms
     rows = []
     for method in cfg.methods:
         t0 = time.perf_counter()
-        if method in PRECONDITIONING:
+        if method in PRECONDITIONING or method == "random_projection":
             codes, coh = fits.fit(fits.atoms_cfg.alpha, method)
         elif method == "kmeans":
             codes = kmeans_decomposition(fits.X, n_comp, cfg.seed, cfg.kmeans_n_init)[1]
@@ -280,7 +317,7 @@ def method_rows(fits: Fits, families: list[str | None]) -> list[dict[str, Any]]:
     return rows
 
 
-def size_rows(fits: Fits, families: list[str | None]) -> list[dict[str, Any]]:
+def size_rows(fits: Fits, families: dict[str, list[str | None]] | list[str | None]) -> list[dict[str, Any]]:
     """The dictionary-size sweep, scored against the true families."""
     rows = []
     for n_atoms in fits.cfg.atom_counts:
@@ -309,18 +346,31 @@ class AblationsMetrics(StepMetrics):
     dictionary_size: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Number of atoms → ground-truth metrics."""
     fit_seconds: dict[str, float] = field(default_factory=dict)
+    damping: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Damping factor (× mean eigenvalue) → the label alignment and ground-truth metrics of its atoms."""
+    fit_settings: dict[str, Any] = field(default_factory=dict)
+    """The dictionary settings every fit of the step used (backend, max_iter, n_atoms, α, seed)."""
+
+
+_KEEP = ("nmi", "v_measure", "homogeneity", "completeness", "purity_top50", "families_in_top50", "families_recovered",
+         "mean_best_f1", "n_coh_gt_0_5", "n_coh_gt_0_1", "median_docs_per_atom")
+
+
+def _kept(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k in _KEEP or k.endswith(("_share", "_ami"))}
 
 
 def summarize(fits: Fits, sparsity: list[dict[str, Any]], methods: list[dict[str, Any]],
-              sizes: list[dict[str, Any]]) -> AblationsMetrics:
-    """Step 05's metrics from its three tables."""
+              sizes: list[dict[str, Any]], damping: list[dict[str, Any]] | None = None) -> AblationsMetrics:
+    """Step 05's metrics from its tables."""
+    f = fits.fit_cfg
     return AblationsMetrics(
         sparsity={str(r["alpha"]): {k: r[k] for k in ("median_docs_per_atom", "n_coh_gt_0_5", "n_coh_gt_0_1")}
                   for r in sparsity},
-        methods={r["method"]: {k: r[k] for k in ("families_recovered", "nmi", "purity_top50", "mean_best_f1",
-                                                 "families_in_top50", "n_coh_gt_0_1")} for r in methods},
-        fit_backend=fits.fit_cfg.backend,
-        dictionary_size={str(r["n_atoms"]): {k: r[k] for k in ("families_recovered", "nmi", "purity_top50",
-                                                                "mean_best_f1", "median_docs_per_atom")}
-                         for r in sizes},
-        fit_seconds=fits.timings)
+        methods={r["method"]: _kept(r) for r in methods},
+        fit_backend=f.backend,
+        dictionary_size={str(r["n_atoms"]): _kept(r) for r in sizes},
+        fit_seconds=fits.timings,
+        damping={f"{r['damping']:g}": _kept(r) for r in damping or []},
+        fit_settings={"backend": f.backend, "max_iter": f.max_iter, "n_atoms": f.n_atoms, "alpha": f.alpha,
+                      "seed": f.seed, "same_as_main_run": fits.reuse})

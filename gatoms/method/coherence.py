@@ -56,9 +56,22 @@ class CoherenceConfig:
     n_labels: int = 10
     """Top atoms (by coherence) labelled on the map."""
     seed: int = 0
-    """Random state of the t-SNE map."""
+    """Random state of the t-SNE map and of the random-atom draws of the claim metrics."""
+    claim_ns: tuple[int, ...] = (10, 50, 100)
+    """Claim metrics: the top-N atoms by coherence compared with N random atoms (issue 11: 10, 50, 100)."""
+    n_draws: int = 1000
+    """Claim metrics: random draws of N atoms for the null (p-value resolution 1 / (1 + n_draws))."""
+    n_rare: int = 3
+    """Claim metrics: the smallest families checked for a pure atom."""
 
     def __post_init__(self) -> None:
+        self.claim_ns = tuple(int(n) for n in self.claim_ns)
+        if not self.claim_ns or any(n < 1 for n in self.claim_ns):
+            raise ValueError(f"coherence.claim_ns must be a non-empty list of positive integers, got {self.claim_ns}")
+        if int(self.n_draws) < 100:
+            raise ValueError(f"coherence.n_draws must be >= 100 (p-values need draws), got {self.n_draws!r}")
+        if int(self.n_rare) < 0:
+            raise ValueError(f"coherence.n_rare must be >= 0, got {self.n_rare!r}")
         for name in ("top_n", "n_table", "n_words", "n_labels"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"coherence.{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -337,12 +350,15 @@ class CoherenceMetrics(StepMetrics):
     purity_top50: float | None = None
     mean_best_f1: float | None = None
     families_in_top50: int | None = None
+    claims: dict[str, Any] = field(default_factory=dict)
+    """The claim metrics (:func:`gatoms.method.claims.discovery_claims`): top-N atoms vs random draws,
+    AUROC, purity by family/topic/response, union F1, V-measure, planted and rare ranks, what was skipped."""
 
 
 def summarize(coherence: np.ndarray, table: Sequence[AtomRow], n_table: int,
-              discovery: dict[str, Any] | None = None) -> CoherenceMetrics:
+              discovery: dict[str, Any] | None = None, claims: dict[str, Any] | None = None) -> CoherenceMetrics:
     """Step 04's metrics; ``discovery`` is :func:`gatoms.method.discovery.discovery_metrics` (None
-    without labels)."""
+    without labels), ``claims`` :func:`gatoms.method.claims.discovery_claims`."""
     gt = discovery or {}
 
     def r4(x: Any) -> float | None:
@@ -354,4 +370,4 @@ def summarize(coherence: np.ndarray, table: Sequence[AtomRow], n_table: int,
                     "description": r.description} for r in table[:n_table]],
         families_recovered=gt.get("families_recovered"), n_families=gt.get("n_families", 0),
         nmi=r4(gt.get("nmi")), purity_top50=r4(gt.get("purity_top50")), mean_best_f1=r4(gt.get("mean_best_f1")),
-        families_in_top50=gt.get("families_in_top50"))
+        families_in_top50=gt.get("families_in_top50"), claims=dict(claims or {}))

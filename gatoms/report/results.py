@@ -40,6 +40,8 @@ class Results:
     """``04_coherence/atom_table.csv`` (None: not written)."""
     figures: list[str] = field(default_factory=list)
     """PNG files in ``figures/<profile>/`` (names), sorted."""
+    seeds: dict[str, Any] | None = None
+    """The spread over seeds (``figures/<profile>/seeds.json``, :mod:`gatoms.report.seeds`; None: not run)."""
 
     def ran(self, step: str) -> bool:
         return self.metrics.get(step) is not None
@@ -50,7 +52,7 @@ class Results:
                 "metrics": {s: (m.to_json() if m is not None else None) for s, m in self.metrics.items()},
                 "runs": self.runs, "configs": self.configs,
                 "atom_table": [r.to_json() for r in self.atom_table] if self.atom_table is not None else None,
-                "figures": self.figures}
+                "figures": self.figures, "seeds": self.seeds}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Results:
@@ -58,7 +60,8 @@ class Results:
                    for s, m in data["metrics"].items()}
         table = data.get("atom_table")
         rows = [AtomRow(**{**r, "top_doc_ids": tuple(r["top_doc_ids"])}) for r in table] if table is not None else None
-        return cls(data["profile"], metrics, data["runs"], data["configs"], rows, list(data.get("figures") or []))
+        return cls(data["profile"], metrics, data["runs"], data["configs"], rows, list(data.get("figures") or []),
+                   data.get("seeds"))
 
 
 def load_results(profile: str) -> Results:
@@ -79,7 +82,9 @@ def load_results(profile: str) -> Results:
     table_path = StepStore(profile, "04_coherence").path(paths.ATOM_TABLE)
     atom_table = read_atom_table(table_path) if metrics["04_coherence"] and table_path.exists() else None
     figs = sorted(p.name for p in paths.figures(profile).glob("*.png"))
-    return Results(profile, metrics, runs, configs, atom_table, figs)
+    from gatoms.report.seeds import load_seeds
+
+    return Results(profile, metrics, runs, configs, atom_table, figs, load_seeds(profile))
 
 
 def snapshot_file(profile: str) -> Path:

@@ -146,3 +146,20 @@ def test_check_command(repo, toy, capsys):
     assert "n must be ≥ 1" in capsys.readouterr().err
     assert cli(["check", "--profile", "nope"]) == 2
     assert "available profiles" in capsys.readouterr().err
+
+
+def test_seed_profile_offsets_every_seed():
+    from gatoms.build.config import ConfigError, read_profile, split_seed, validate_profile
+
+    base, shifted = read_profile("tiny"), read_profile("tiny@seed2")
+    assert split_seed("tiny@seed2") == ("tiny", 2) and split_seed("tiny") == ("tiny", 0)
+    assert shifted["world"]["seed"] == base["world"]["seed"] + 2
+    assert shifted["atoms"]["seed"] == base["atoms"]["seed"] + 2 == 44
+    assert shifted["finetune"]["seed"] == base["finetune"]["seed"] + 2
+    cfg = validate_profile("tiny@seed2")
+    assert cfg["model"].seed == 2 and cfg["steering"].seed == 2 and cfg["extract"].fisher_seed == 2
+    assert cfg["ekfac"] == validate_profile("tiny")["ekfac"]  # no seed there: unchanged
+    assert validate_profile("tiny@seed0") == validate_profile("tiny")
+    for bad in ("tiny@seed", "tiny@seedx", "@seed1"):
+        with pytest.raises(ConfigError, match="@seed<K>"):
+            read_profile(bad)

@@ -74,3 +74,35 @@ def test_notebook_05_ablations_runs_on_smoke(smoke_step, smoke_tree):
     for r in m["methods"].values():
         assert {"families_recovered", "nmi", "purity_top50"} <= set(r) and 0 <= r["nmi"] <= 1
     assert (smoke_tree / "figures" / "smoke" / "fig_ablations.png").exists() and store.exists(paths.METHODS)
+
+
+def test_random_projection_matches_a_dense_product_in_any_chunking():
+    from gatoms.method.whitening import random_projection
+
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((23, 50)).astype(np.float32)  # (N, D) raw gradients
+    X = random_projection(G, 8, seed=5, chunk_rows=7)
+    M = np.random.default_rng(5).standard_normal((50, 8), dtype=np.float32) / np.float32(np.sqrt(8))
+    Z = G.astype(np.float64) @ M.astype(np.float64)
+    np.testing.assert_allclose(X, Z / np.linalg.norm(Z, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(X, random_projection(G, 8, seed=5, chunk_rows=512), atol=1e-6)
+    assert not np.allclose(X, random_projection(G, 8, seed=6))
+    with pytest.raises(ValueError, match="zero"):
+        random_projection(np.zeros((3, 50), np.float32), 8)
+
+
+def test_method_row_reports_label_alignment_and_v_measure():
+    p = planted_problem(n_docs=120, n_families=4, proj_dim=16, noise=0.2, seed=0)
+    nuisance = [str(i % 2) for i in range(120)]
+    codes = kmeans_decomposition(p.X, 4, seed=0, n_init=3)[1]
+    row = method_row("kmeans", codes, score_coherence(p.grads, codes), {"family": p.families, "nuisance": nuisance})
+    assert row["family_share"] == pytest.approx(1.0) and row["family_ami"] == pytest.approx(1.0)
+    assert row["nuisance_share"] < 0.1 and row["v_measure"] == pytest.approx(1.0)
+    assert "topic_share" not in row  # a label the documents lack is no column
+    assert method_row("kmeans", codes, score_coherence(p.grads, codes), p.families)["family_share"] == row["family_share"]
+
+
+def test_damping_config_is_validated():
+    assert AblationsConfig(dampings=[1e-3, 1]).dampings == (0.001, 1.0)
+    with pytest.raises(ValueError, match="ablations.dampings"):
+        AblationsConfig(dampings=[0.0])
