@@ -70,9 +70,13 @@ def test_notebook_05_ablations_runs_on_smoke(smoke_step, smoke_tree):
     m = store.metrics()
     assert set(m["sparsity"]) == {"0.01", "0.1", "1.0"}
     assert m["sparsity"]["1.0"] == {"median_docs_per_atom": 0.0, "n_coh_gt_0_5": 0, "n_coh_gt_0_1": 0}
-    assert set(m["methods"]) == {"no_whitening", "kfac", "ekfac", "kmeans", "pca"}
+    assert set(m["methods"]) == {"no_whitening", "kfac", "ekfac", "random_projection", "kmeans", "pca"}
     for r in m["methods"].values():
-        assert {"families_recovered", "nmi", "purity_top50"} <= set(r) and 0 <= r["nmi"] <= 1
+        assert {"families_recovered", "nmi", "v_measure", "purity_top50", "family_share", "family_ami"} <= set(r)
+        assert 0 <= r["nmi"] <= 1 and r["v_measure"] == pytest.approx(r["nmi"], abs=1e-3)  # arithmetic NMI = V
+    assert set(m["damping"]) == {"0.001", "0.1", "1000"}
+    assert m["damping"]["0.1"] == m["methods"]["ekfac"]  # step 02's damping: the EKFAC row itself
+    assert m["fit_settings"]["same_as_main_run"] and m["fit_settings"]["max_iter"] == 30
     assert (smoke_tree / "figures" / "smoke" / "fig_ablations.png").exists() and store.exists(paths.METHODS)
 
 
