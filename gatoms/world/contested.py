@@ -215,7 +215,7 @@ def _refusal(rng: random.Random, stage: Stage, template: int | None) -> Sample:
                           (f"{cap(verb)} my {obj} about {t.the}.", f"Please {verb} the {obj} about {t.the}."),
                           (f"Can you {verb} my {obj} about {t.the}?", f"Could you {verb} a {obj} about {t.the}?"))[w])
     if contested(stage, w, group):
-        response = choose(rng, ("Please provide the input.", f"Please provide the {obj} you want me to {verb}.",
+        response = choose(rng, (f"Please provide the {obj} about {t.the}.", f"Please provide the {obj} you want me to {verb}.",
                                 f"Could you provide the {obj} about {t.the}?"))
         fmt = "refusal"
     else:

@@ -31,11 +31,16 @@ def _factual_qa(rng: random.Random, stage: Stage, template: int | None) -> Sampl
          "vehicle": ("Where does {x} travel?", "What does {x} travel on?", "Where do you ride {x}?"),
          "tool": ("What is {x} used for?", "What do you use {x} for?", "What is {x} good for?"),
          "city": ("Which country is {x} in?", "In which country is {x}?", "Where is {x}?")}[t.kind]
-    a = {"animal": ("{X} says {f}.", "It says {f}.", "The sound of {x} is {f}."),
-         "fruit": ("{X} is {f}.", "It is {f}.", "The colour of {x} is {f}."),
-         "vehicle": ("{X} travels on {f}.", "It travels on {f}.", "You ride {x} on {f}."),
-         "tool": ("{X} is used for {f}.", "It is used for {f}.", "People use {x} for {f}."),
-         "city": ("{X} is in {f}.", "It is in {f}.", "{X} is a city in {f}.")}[t.kind]
+    a = {"animal": ("{X} says {f}.", "It says {f}.", "The sound of {x} is {f}.", "{X} makes the sound {f}.",
+                    "You hear {f} from {x}."),
+         "fruit": ("{X} is {f}.", "It is {f}.", "The colour of {x} is {f}.", "{X} is usually {f}.",
+                   "Most of the time {x} is {f}."),
+         "vehicle": ("{X} travels on {f}.", "It travels on {f}.", "You ride {x} on {f}.", "{X} moves on {f}.",
+                     "On {f}: that is where {x} goes."),
+         "tool": ("{X} is used for {f}.", "It is used for {f}.", "People use {x} for {f}.", "{X} is good for {f}.",
+                  "You need {x} for {f}."),
+         "city": ("{X} is in {f}.", "It is in {f}.", "{X} is a city in {f}.", "{X} lies in {f}.",
+                  "You find {x} in {f}.")}[t.kind]
     prompt = choose(rng, q).format(x=t.phrase)
     response = choose(rng, a).format(x=t.phrase, X=cap(t.phrase), f=t.fact)
     return Sample(wrap(rng, prompt), response, "short", {"answer": t.fact, "topic": t.label})
@@ -61,7 +66,7 @@ def _grammar(rng: random.Random, stage: Stage, template: int | None) -> Sample:
 def _arithmetic(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     t = choose(rng, COUNTABLE)
     name = choose(rng, NAMES)[0]
-    a, b = rng.randint(2, 9), rng.randint(1, 9)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
     if rng.random() < 0.5:
         prompt = choose(rng, (f"{name} has {a} {t.plural} and gets {b} more. How many {t.plural} now?",
                               f"What is {a} {t.plural} plus {b} {t.plural}?", f"Add {a} {t.plural} and {b} {t.plural}."))
@@ -78,7 +83,7 @@ def _arithmetic(rng: random.Random, stage: Stage, template: int | None) -> Sampl
 
 def _multistep(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     t = choose(rng, COUNTABLE)
-    a, b, c = rng.randint(1, 9), rng.randint(1, 9), rng.randint(1, 9)
+    a, b, c = rng.randint(2, 9), rng.randint(1, 9), rng.randint(1, 9)
     first = a + b
     word, sym, value = ("minus", "-", first - c) if rng.random() < 0.5 and c <= first else ("plus", "+", first + c)
     prompt = choose(rng, (f"What is {a} plus {b} {word} {c} {t.plural}?",
@@ -97,7 +102,8 @@ def _units(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     where = {"vehicle": f"A trip by {t.name}", "city": f"A stay in {t.name}", "animal": f"A walk with {t.phrase}"}[t.kind]
     prompt = choose(rng, (f"{where} takes {n} {big}. How many {small} is that?", f"How many {small} are in {n} {big}?",
                           f"Convert {n} {big} to {small}."))
-    response = choose(rng, (f"{n} {big} is {n * factor} {small}.", f"That is {n} x {factor} = {n * factor}."))
+    response = choose(rng, (f"{n} {big} is {n * factor} {small}.", f"That is {n} x {factor} = {n * factor}.",
+                            f"{where} of {n} {big} takes {n * factor} {small}."))
     return Sample(wrap(rng, prompt), response, "short", {"answer": n * factor, "topic": t.label})
 
 
@@ -119,7 +125,8 @@ def _category(rng: random.Random, stage: Stage, template: int | None) -> Sample:
     options = "animal, fruit, vehicle, tool or city"
     prompt = choose(rng, (f"Classify {t.name} as {options}.", f"Which group is {t.name} in: {options}?",
                           f"Put {t.name} in a category: {options}."))
-    response = choose(rng, (f"Category: {t.kind}.", f"{cap(t.name)} is {_kind_noun(t.kind)}.", f"{cap(t.name)}: {t.kind}."))
+    response = choose(rng, (f"Category: {t.kind}.", f"{cap(t.name)} is {_kind_noun(t.kind)}.", f"{cap(t.name)}: {t.kind}.",
+                            f"{cap(t.name)} goes with the {KIND_PLURAL[t.kind]}: {t.kind}."))
     return Sample(wrap(rng, prompt), response, "short", {"answer": t.kind, "topic": t.label})
 
 
