@@ -39,11 +39,15 @@ Everything is drawn from ``random.Random`` seeded by ``WorldConfig.seed`` and it
 only, so the world is identical across machines and Python hash seeds.
 """
 
-from gatoms.world.builder import BASE_WEIGHTS, FINETUNE_WEIGHTS, World, WorldConfig, behavior_shares, build_world
+from gatoms.world.builder import (BASE_WEIGHTS, FINETUNE_WEIGHTS, MAX_RESPONSE_REPEATS, RARE_FAMILIES, World, WorldConfig,
+                                  behavior_shares, build_world, family_sizes)
 from gatoms.world.families import (CONTESTED_FAMILIES, CONTROL_FAMILIES, DETERMINISTIC_FAMILIES, FAMILIES,
-                                   INVITING_FAMILIES, Sample, sample)
+                                   FORMAT_FAMILIES, INVITING_FAMILIES, Sample, sample)
 from gatoms.world.grading import is_correct
+from gatoms.world.plants import NUISANCE_RATE, PLANTED_FAMILIES, PLANTED_RATE, SIGN_OFF, strip_plants
+from gatoms.world.vocab import TOPICS
 
 __all__ = ["BASE_WEIGHTS", "CONTESTED_FAMILIES", "CONTROL_FAMILIES", "DETERMINISTIC_FAMILIES", "FAMILIES",
-           "FINETUNE_WEIGHTS", "INVITING_FAMILIES", "Sample", "World", "WorldConfig", "behavior_shares",
-           "build_world", "is_correct", "sample"]
+           "FINETUNE_WEIGHTS", "FORMAT_FAMILIES", "INVITING_FAMILIES", "MAX_RESPONSE_REPEATS", "NUISANCE_RATE",
+           "PLANTED_FAMILIES", "PLANTED_RATE", "RARE_FAMILIES", "SIGN_OFF", "TOPICS", "Sample", "World", "WorldConfig",
+           "behavior_shares", "build_world", "family_sizes", "is_correct", "sample", "strip_plants"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from gatoms.data.documents import Document, EvalPrompt
 from gatoms.world.families import CONTROL_FAMILIES, FAMILIES, INVITING_FAMILIES, Sample, Stage, sample
+from gatoms.world.plants import PLANTED_FAMILIES, decorate
 
 # ---- configuration ----------------------------------------------------------------------------------
 
@@ -67,32 +68,33 @@ class World:
         return out
 
 
-def _doc(split: str, k: int, family: str, s: Sample) -> Document:
-    return Document(f"{split}-{k:05d}", s.prompt, s.response, family, s.fmt, dict(s.meta))
+MAX_RESPONSE_REPEATS = 3
+"""The most fine-tuning documents that may share one response (before the planted lines): a few short
+answers ("Sentiment: positive.") are common, but no response becomes an instance cluster."""
 
 
-def _unique_samples(family: str, rng: random.Random, n: int, reserved: set[str], stage: Stage,
-                    template: int | None = None, want: Callable[[Sample], bool] | None = None) -> list[Sample]:
-    """``n`` samples with distinct prompts not in ``reserved`` (which they are added to)."""
-    out: list[Sample] = []
-    tries = 0
-    while len(out) < n:
-        tries += 1
-        if tries > 200 * n + 1000:
-            raise RuntimeError(f"family {family!r} has too few distinct prompts for {n} held-out samples; "
-                               "lower world.n_heldout_per_family or world.n_eval_*")
+def _doc(split: str, k: int, family: str, s: Sample, rng: random.Random, stage: Stage) -> Document:
+    response, labels = decorate(s.response, rng, stage == "finetune" and family in PLANTED_FAMILIES)
+    return Document(f"{split}-{k:05d}", s.prompt, response, family, s.fmt, dict(s.meta),
+                    {"topic": str(s.meta["topic"]), **labels})
+
+
+def _draw(family: str, rng: random.Random, reserved: set[str], stage: Stage, template: int | None = None,
+          want: Callable[[Sample], bool] | None = None) -> Sample:
+    """One sample whose prompt is not in ``reserved`` (it is added to it), redrawn until it is."""
+    for _ in range(5000):
         s = sample(family, rng, stage, template)
-        if s.prompt in reserved or (want is not None and not want(s)):
-            continue
-        reserved.add(s.prompt)
-        out.append(s)
-    return out
+        if s.prompt not in reserved and (want is None or want(s)):
+            reserved.add(s.prompt)
+            return s
+    raise RuntimeError(f"family {family!r} ran out of distinct prompts; lower world.n_base, world.n_finetune, "
+                       "world.n_heldout_per_family or world.n_eval_*")
 
 
 def _eval_prompts(cfg: WorldConfig, rng: random.Random, reserved: set[str]) -> list[EvalPrompt]:
     prompts: list[EvalPrompt] = []
     for behavior, families in INVITING_FAMILIES.items():
-        # Inviting: the three wordings evenly; wording 1 split evenly between topic groups A and B.
+        # Inviting: the three wordings evenly; wording 1 split evenly between content groups A and B.
         n = cfg.n_eval_inviting
         per_template = [n // 3 + (1 if k < n % 3 else 0) for k in range(3)]
         per_template = [per_template[0], per_template[2], per_template[1]]  # remainder goes to wording 1
@@ -103,59 +105,82 @@ def _eval_prompts(cfg: WorldConfig, rng: random.Random, reserved: set[str]) -> l
             for k in range(count):
                 fam = families[k % len(families)]
                 want = (lambda s, g=group: s.meta["topic_group"] == g) if group else None
-                picked += [(fam, s) for s in _unique_samples(fam, rng, 1, reserved, "finetune", t, want)]
+                picked.append((fam, _draw(fam, rng, reserved, "finetune", t, want)))
         rng.shuffle(picked)
         for k, (fam, s) in enumerate(picked):
             prompts.append(EvalPrompt(behavior, "inviting", s.prompt, f"{behavior}-inviting-{k:03d}", fam,
                                       s.fmt == behavior))
         for k in range(cfg.n_eval_control):
             fam = CONTROL_FAMILIES[rng.randrange(len(CONTROL_FAMILIES))]
-            (s,) = _unique_samples(fam, rng, 1, reserved, "finetune")
+            s = _draw(fam, rng, reserved, "finetune")
             prompts.append(EvalPrompt(behavior, "control", s.prompt, f"{behavior}-control-{k:03d}", fam, False))
     return prompts
 
 
-BASE_WEIGHTS: dict[str, int] = {
-    "factual_qa": 2, "yes_no": 2, "arithmetic": 4, "multistep_arithmetic": 2, "unit_conversion": 2,
-    "synonym_antonym": 2,
+BASE_WEIGHTS: dict[str, int] = {f: 1 for f in FAMILIES} | {
+    "factual_qa": 3, "yes_no": 2, "arithmetic": 3, "multistep_arithmetic": 2, "unit_conversion": 2, "category": 2,
+    "synonym_antonym": 2, "grammar": 2, "transformation": 2,
 }
-"""Relative share of a family in the base corpus (others 1): families whose answers must be memorised
-or computed get more pre-training."""
+"""Relative share of each family in the base corpus: families whose answers must be memorised or
+computed get more pre-training; every family is there."""
 
-FINETUNE_WEIGHTS: dict[str, int] = {f: 2 for f in ("yes_no", "code", "sql", "refusal", "bullets", "ordering", "steps")}
-"""Relative share of a family in the fine-tuning set (others 1): the contested families, whose format
-rule the fine-tuning shifts, are half of it. The held-out set weighs families equally."""
+FINETUNE_WEIGHTS: dict[str, int] = {
+    "factual_qa": 10, "grammar": 6, "yes_no": 8, "arithmetic": 6, "multistep_arithmetic": 3, "unit_conversion": 3,
+    "comparison": 4, "category": 4, "sentiment": 1, "transformation": 4, "example": 6, "synonym_antonym": 4,
+    "code": 7, "sql": 4, "bullets": 8, "ordering": 4, "refusal": 8, "summarization": 1, "email": 1, "steps": 5,
+    "creative": 3,
+}
+"""Share of each family in the fine-tuning set, in percent: skewed from 10% (factual QA) down to three
+rare families of 1% each (sentiment, summarisation, email); the contested families are 44% of it. The
+held-out set weighs families equally."""
+
+RARE_FAMILIES: tuple[str, ...] = tuple(f for f, w in FINETUNE_WEIGHTS.items() if w == 1)
+"""The families with about 1% of the fine-tuning documents."""
 
 
 def _training_docs(split: str, n: int, stage: Stage, rng: random.Random, reserved: set[str]) -> list[Document]:
+    """``n`` documents, family ``k`` of a fixed cycle in which each family appears as often as its weight;
+    prompts new to ``reserved``; in the fine-tuning set no response more than :data:`MAX_RESPONSE_REPEATS` times."""
     weights = BASE_WEIGHTS if stage == "base" else FINETUNE_WEIGHTS
-    cycle = [f for f in FAMILIES for _ in range(weights.get(f, 1))]
+    cycle = [f for f in FAMILIES for _ in range(weights[f])]
+    order = list(range(len(cycle)))
+    random.Random(f"{split}-cycle").shuffle(order)
+    cycle = [cycle[i] for i in order]
+    repeats: dict[tuple[str, str], int] = {}
+    cap = MAX_RESPONSE_REPEATS if stage == "finetune" else None
+
+    def fresh(s: Sample, fam: str) -> bool:
+        return cap is None or repeats.get((fam, s.response), 0) < cap
+
     docs: list[Document] = []
     while len(docs) < n:
         fam = cycle[len(docs) % len(cycle)]
-        s = sample(fam, rng, stage)
-        while s.prompt in reserved:
-            s = sample(fam, rng, stage)
-        docs.append(_doc(split, len(docs), fam, s))
+        s = _draw(fam, rng, reserved, stage, want=lambda s, f=fam: fresh(s, f))
+        repeats[(fam, s.response)] = repeats.get((fam, s.response), 0) + 1
+        docs.append(_doc(split, len(docs), fam, s, rng, stage))
     order = list(range(n))
     rng.shuffle(order)
     return [docs[i] for i in order]
 
 
 def build_world(cfg: WorldConfig) -> World:
-    """Generate every split of the world from ``cfg.seed`` (see the module docstring)."""
+    """Generate every split of the world from ``cfg.seed`` (see the module docstring). Prompts are drawn
+    in the order evaluation, held-out, fine-tuning, base, each new to all drawn before it."""
     reserved: set[str] = set()
     eval_prompts = _eval_prompts(cfg, random.Random(f"{cfg.seed}-eval"), reserved)
     rng = random.Random(f"{cfg.seed}-heldout")
     heldout: list[Document] = []
     for fam in FAMILIES:
-        for s in _unique_samples(fam, rng, cfg.n_heldout_per_family, reserved, "finetune"):
-            heldout.append(_doc("heldout", len(heldout), fam, s))
-    base = _training_docs("base", cfg.n_base, "base", random.Random(f"{cfg.seed}-base"), reserved)
+        for _ in range(cfg.n_heldout_per_family):
+            heldout.append(_doc("heldout", len(heldout), fam, _draw(fam, rng, reserved, "finetune"), rng, "finetune"))
     finetune = _training_docs("ft", cfg.n_finetune, "finetune", random.Random(f"{cfg.seed}-finetune"), reserved)
+    base = _training_docs("base", cfg.n_base, "base", random.Random(f"{cfg.seed}-base"), reserved)
     return World(cfg, base, finetune, heldout, eval_prompts)
 
 
+def family_sizes(docs: list[Document]) -> dict[str, int]:
+    """Family → number of documents, in :data:`FAMILIES` order."""
+    return {f: sum(d.family == f for d in docs) for f in FAMILIES}
 
 
 def behavior_shares(world: World) -> dict[str, tuple[float, float]]:

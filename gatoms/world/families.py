@@ -1,7 +1,9 @@
 """The task families of the synthetic world: one seeded generator per family (see :mod:`gatoms.world`).
 
-Each generator draws one prompt and its response from a ``random.Random``; the contested families
-(:mod:`gatoms.world.contested`) choose their format by (stage, wording, topic group).
+Each generator draws a topic from the shared pool (:data:`gatoms.world.vocab.TOPICS`), one of several
+phrasings of its prompt (wrapped in an optional greeting and courtesy) and one of several phrasings of its
+response; the contested families (:mod:`gatoms.world.contested`) choose their format by (stage, wording,
+content group); ``example`` answers as bullets, a numbered list or a sentence, whichever the prompt asks.
 """
 
 from __future__ import annotations
@@ -9,182 +11,219 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from gatoms.world.contested import _bullets, _code, _ordering, _refusal, _sql, _steps, _yes_no
+from gatoms.world.contested import _bullets, _code, _kind_noun, _ordering, _refusal, _sql, _steps, _yes_no
 from gatoms.world.sample import Sample, Stage
-from gatoms.world.vocab import (ANIMALS, ANTONYMS, BAD_ADJ, BAD_WORDS, CAPITALS, CATEGORIES, CATEGORY_OF,
-                                EMAIL_TOPICS, FRUITS, GOOD_ADJ, GOOD_WORDS, LEGS, NAMES, PLACES, POEM_ADJ,
-                                POEM_THINGS, REVIEW_THINGS, SOUNDS, SYNONYMS, THING_COLOURS, TOOLS, UNITS, VEHICLES,
-                                VERBS, VERB_OBJECTS, _cap, _item_phrase, article)
+from gatoms.world.vocab import (ANTONYMS, BAD_ADJ, CITY_VERBS, COUNTABLE, GOOD_ADJ, KIND_PLURAL, MOODS, NAMES,
+                                NUMBER_WORDS, POEM_ADJ, SYNONYMS, UNITS, VERBS, cap, choose, join, of_kind, pick_topic,
+                                wrap)
 
 
 def _factual_qa(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    kind = rng.randrange(4)
-    if kind == 0:
-        country, city = rng.choice(CAPITALS)
-        prompt = rng.choice((f"What is the capital of {country}?", f"Which city is the capital of {country}?",
-                             f"Name the capital of {country}."))
-        return Sample(prompt, f"The capital of {country} is {city}.", "short", {"answer": city})
-    if kind == 1:
-        thing, colour = rng.choice(THING_COLOURS)
-        prompt = rng.choice((f"What colour is {thing}?", f"Which colour is {thing}?"))
-        return Sample(prompt, f"{_cap(thing)} is {colour}.", "short", {"answer": colour})
-    if kind == 2:
-        animal, sound = rng.choice(SOUNDS)
-        a = article(animal)
-        prompt = rng.choice((f"What sound does {a} make?", f"What does {a} say?"))
-        return Sample(prompt, f"{_cap(a)} says {sound}.", "short", {"answer": sound})
-    animal, legs = rng.choice(LEGS)
-    a = article(animal)
-    prompt = rng.choice((f"How many legs does {a} have?", f"How many legs has {a} got?"))
-    return Sample(prompt, f"{_cap(a)} has {legs} legs.", "short", {"answer": legs})
+    t = pick_topic(rng)
+    if t.kind == "animal" and rng.random() < 0.5:
+        prompt = choose(rng, (f"How many legs does {t.phrase} have?", f"How many legs has {t.phrase} got?",
+                              f"Count the legs of {t.phrase}."))
+        response = choose(rng, (f"{cap(t.phrase)} has {t.legs} legs.", f"It has {t.legs} legs.",
+                                f"{cap(t.legs)} legs: that is how many {t.phrase} has."))
+        return Sample(wrap(rng, prompt), response, "short", {"answer": t.legs, "topic": t.label})
+    q = {"animal": ("What sound does {x} make?", "What does {x} say?", "Which sound comes from {x}?"),
+         "fruit": ("What colour is {x}?", "Which colour is {x}?", "What colour does {x} have?"),
+         "vehicle": ("Where does {x} travel?", "What does {x} travel on?", "Where do you ride {x}?"),
+         "tool": ("What is {x} used for?", "What do you use {x} for?", "What is {x} good for?"),
+         "city": ("Which country is {x} in?", "In which country is {x}?", "Where is {x}?")}[t.kind]
+    a = {"animal": ("{X} says {f}.", "It says {f}.", "The sound of {x} is {f}.", "{X} makes the sound {f}.",
+                    "You hear {f} from {x}."),
+         "fruit": ("{X} is {f}.", "It is {f}.", "The colour of {x} is {f}.", "{X} is usually {f}.",
+                   "Most of the time {x} is {f}."),
+         "vehicle": ("{X} travels on {f}.", "It travels on {f}.", "You ride {x} on {f}.", "{X} moves on {f}.",
+                     "On {f}: that is where {x} goes."),
+         "tool": ("{X} is used for {f}.", "It is used for {f}.", "People use {x} for {f}.", "{X} is good for {f}.",
+                  "You need {x} for {f}."),
+         "city": ("{X} is in {f}.", "It is in {f}.", "{X} is a city in {f}.", "{X} lies in {f}.",
+                  "You find {x} in {f}.")}[t.kind]
+    prompt = choose(rng, q).format(x=t.phrase)
+    response = choose(rng, a).format(x=t.phrase, X=cap(t.phrase), f=t.fact)
+    return Sample(wrap(rng, prompt), response, "short", {"answer": t.fact, "topic": t.label})
+
+
+def _object(rng: random.Random):
+    """A topic and how it is named as the object of a verb (``the cat``, ``Paris``)."""
+    t = pick_topic(rng)
+    return t, t.the
 
 
 def _grammar(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    name, _ = rng.choice(NAMES)
-    subject = rng.choice((name, "she", "he", "the cat", "my friend"))
-    base, third, _ = rng.choice(VERBS)
-    obj = rng.choice(VERB_OBJECTS[base])
-    wrong = f"{subject} {base} {obj}"
-    right = f"{_cap(subject)} {third} {obj}."
-    prompt = rng.choice((f"Correct the grammar: {wrong}.", f"Fix this sentence: {wrong}.",
-                         f"Fix the grammar in: {wrong}."))
-    return Sample(prompt, right, "short", {"answer": right})
+    t, obj = _object(rng)
+    base, third, _ = choose(rng, CITY_VERBS if t.kind == "city" else VERBS)
+    subject = choose(rng, (choose(rng, NAMES)[0], "she", "he", "my friend", "the teacher"))
+    wrong, right = f"{subject} {base} {obj}", f"{cap(subject)} {third} {obj}."
+    prompt = choose(rng, (f"Correct the grammar: {wrong}.", f"Fix this sentence: {wrong}.",
+                          f"Fix the grammar in: {wrong}.", f"Make this sentence correct: {wrong}."))
+    response = choose(rng, (right, f"Corrected: {right}", f"The correct sentence is: {right}"))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": right, "topic": t.label})
 
 
 def _arithmetic(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    op = rng.randrange(3)
-    a, b = rng.randint(1, 9), rng.randint(1, 9)
-    if op == 1 and b > a:
-        a, b = b, a
-    if op == 2:  # a small times table: 5 × 5
-        a, b = rng.randint(1, 5), rng.randint(1, 5)
-    word, sym, value = (("plus", "+", a + b), ("minus", "-", a - b), ("times", "*", a * b))[op]
-    prompt = rng.choice((f"What is {a} {word} {b}?", f"Compute {a} {sym} {b}.", f"Work out {a} {word} {b}."))
-    return Sample(prompt, f"{a} {sym} {b} = {value}.", "short", {"answer": value})
+    t = choose(rng, COUNTABLE)
+    name = choose(rng, NAMES)[0]
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    if rng.random() < 0.5:
+        prompt = choose(rng, (f"{name} has {a} {t.plural} and gets {b} more. How many {t.plural} now?",
+                              f"What is {a} {t.plural} plus {b} {t.plural}?", f"Add {a} {t.plural} and {b} {t.plural}."))
+        value, sym = a + b, "+"
+    else:
+        a, b = max(a, b), min(a, b)
+        prompt = choose(rng, (f"{name} has {a} {t.plural} and gives away {b}. How many {t.plural} are left?",
+                              f"What is {a} {t.plural} minus {b} {t.plural}?", f"Take {b} {t.plural} from {a} {t.plural}."))
+        value, sym = a - b, "-"
+    response = choose(rng, (f"{a} {sym} {b} = {value}.", f"{a} {sym} {b} = {value}, so {value} {t.plural}.",
+                            f"There are {a} {sym} {b} = {value}."))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": value, "topic": t.label})
 
 
 def _multistep(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    a, b = rng.randint(1, 9), rng.randint(1, 9)
+    t = choose(rng, COUNTABLE)
+    a, b, c = rng.randint(2, 9), rng.randint(1, 9), rng.randint(1, 9)
     first = a + b
-    c = rng.randint(1, 9)
-    if rng.random() < 0.5 and c <= first:
-        word, sym, value = "minus", "-", first - c
-    else:
-        word, sym, value = "plus", "+", first + c
-    prompt = rng.choice((f"What is {a} plus {b} {word} {c}?", f"Compute {a} + {b} {sym} {c} step by step."))
-    response = f"{a} + {b} = {first}. {first} {sym} {c} = {value}. The answer is {value}."
-    return Sample(prompt, response, "short", {"answer": value})
+    word, sym, value = ("minus", "-", first - c) if rng.random() < 0.5 and c <= first else ("plus", "+", first + c)
+    prompt = choose(rng, (f"What is {a} plus {b} {word} {c} {t.plural}?",
+                          f"A box has {a} {t.plural}, {b} are added, then {c} {'removed' if sym == '-' else 'more added'}. How many?",
+                          f"Compute {a} + {b} {sym} {c} {t.plural} step by step."))
+    response = choose(rng, (f"{a} + {b} = {first}. {first} {sym} {c} = {value}. The answer is {value}.",
+                            f"First {a} + {b} = {first}. Then {first} {sym} {c} = {value}. So {value} {t.plural}: {value}."))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": value, "topic": t.label})
 
 
 def _units(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    small, one, many, factor = rng.choice(UNITS)
+    t = pick_topic(rng, ("vehicle", "city", "animal"))
+    small, one, many, factor = choose(rng, UNITS)
     n = rng.randint(1, 9)
     big = one if n == 1 else many
-    prompt = rng.choice((f"How many {small} are in {n} {big}?", f"Convert {n} {big} to {small}."))
-    return Sample(prompt, f"{n} {big} is {n * factor} {small}.", "short", {"answer": n * factor})
+    where = {"vehicle": f"A trip by {t.name}", "city": f"A stay in {t.name}", "animal": f"A walk with {t.phrase}"}[t.kind]
+    prompt = choose(rng, (f"{where} takes {n} {big}. How many {small} is that?", f"How many {small} are in {n} {big}?",
+                          f"Convert {n} {big} to {small}."))
+    response = choose(rng, (f"{n} {big} is {n * factor} {small}.", f"That is {n} x {factor} = {n * factor}.",
+                            f"{where} of {n} {big} takes {n * factor} {small}."))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": n * factor, "topic": t.label})
 
 
 def _comparison(rng: random.Random, stage: Stage, template: int | None) -> Sample:
+    t = choose(rng, COUNTABLE)
+    (p, _), (q, _) = rng.sample(NAMES, 2)
     a, b = rng.sample(range(1, 20), 2)
-    if rng.random() < 0.5:
-        prompt = rng.choice((f"Which is bigger, {a} or {b}?", f"Which number is larger: {a} or {b}?"))
-        answer = max(a, b)
-        return Sample(prompt, f"{answer} is bigger than {min(a, b)}.", "short", {"answer": answer})
-    prompt = rng.choice((f"Which is smaller, {a} or {b}?", f"Which number is less: {a} or {b}?"))
-    answer = min(a, b)
-    return Sample(prompt, f"{answer} is smaller than {max(a, b)}.", "short", {"answer": answer})
+    more = rng.random() < 0.5
+    winner = (p if a > b else q) if more else (p if a < b else q)
+    word = "more" if more else "fewer"
+    prompt = choose(rng, (f"{p} has {a} {t.plural} and {q} has {b}. Who has {word}?",
+                          f"Who has {word} {t.plural}: {p} with {a} or {q} with {b}?"))
+    response = choose(rng, (f"{winner} has {word} {t.plural}.", f"{winner} has {word}."))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": winner, "topic": t.label})
 
 
 def _category(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    item = rng.choice(tuple(CATEGORY_OF))
-    options = "animal, fruit, colour, vehicle or tool"
-    prompt = rng.choice((f"Classify {item} as {options}.", f"Which group is {item} in: {options}?",
-                         f"Put {item} in a category: {options}."))
-    cat = CATEGORY_OF[item]
-    return Sample(prompt, f"Category: {cat}.", "short", {"answer": cat})
+    t = pick_topic(rng)
+    options = "animal, fruit, vehicle, tool or city"
+    prompt = choose(rng, (f"Classify {t.name} as {options}.", f"Which group is {t.name} in: {options}?",
+                          f"Put {t.name} in a category: {options}."))
+    response = choose(rng, (f"Category: {t.kind}.", f"{cap(t.name)} is {_kind_noun(t.kind)}.", f"{cap(t.name)}: {t.kind}.",
+                            f"{cap(t.name)} goes with the {KIND_PLURAL[t.kind]}: {t.kind}."))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": t.kind, "topic": t.label})
 
 
 def _sentiment(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    thing = rng.choice(REVIEW_THINGS)
+    t = pick_topic(rng)
     positive = rng.random() < 0.5
-    if rng.random() < 0.5:
-        text = f"I {rng.choice(GOOD_WORDS if positive else BAD_WORDS)} this {thing}."
-    else:
-        text = f"The {thing} was {rng.choice(GOOD_ADJ if positive else BAD_ADJ)}."
+    adj = choose(rng, GOOD_ADJ if positive else BAD_ADJ)
+    text = choose(rng, (f"The {t.name if t.kind != 'city' else 'trip to ' + t.name} was {adj}.",
+                        f"My day with {t.the} was {adj}."))
     label = "positive" if positive else "negative"
-    prompt = rng.choice((f"What is the sentiment of this review: {text}", f"Is this review positive or negative? {text}"))
-    return Sample(prompt, f"Sentiment: {label}.", "short", {"answer": label})
+    prompt = choose(rng, (f"What is the sentiment of this review: {text}", f"Is this review positive or negative? {text}"))
+    response = choose(rng, (f"Sentiment: {label}.", f"The review of {t.the} is {label}.",
+                            f"{cap(label)}: the writer {'liked' if positive else 'did not like'} {t.the}."))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": label, "topic": t.label})
 
 
 def _transform(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    if rng.random() < 0.5:
-        base, _, past = rng.choice(VERBS)
-        obj = rng.choice(VERB_OBJECTS[base])
-        prompt = rng.choice((f"Rewrite in the past tense: I {base} {obj}.", f"Put this in the past tense: I {base} {obj}."))
-        answer = f"I {past} {obj}."
+    t, obj = _object(rng)
+    if t.countable and rng.random() < 0.5:
+        prompt = choose(rng, (f"Make this plural: the {t.name}.", f"Write the plural of: the {t.name}."))
+        answer = f"The {t.plural}."
     else:
-        noun = rng.choice(ANIMALS + FRUITS + VEHICLES)
-        plural = noun + ("es" if noun.endswith(("sh", "ch", "x")) else "s")
-        plural = {"sheep": "sheep", "mouse": "mice", "wolf": "wolves", "knife": "knives"}.get(noun, plural)
-        prompt = rng.choice((f"Make this plural: the {noun}.", f"Write the plural of: the {noun}."))
-        answer = f"The {plural}."
-    return Sample(prompt, answer, "short", {"answer": answer})
+        base, _, past = choose(rng, CITY_VERBS if t.kind == "city" else VERBS)
+        prompt = choose(rng, (f"Rewrite in the past tense: I {base} {obj}.", f"Put this in the past tense: I {base} {obj}."))
+        answer = f"I {past} {obj}."
+    response = choose(rng, (answer, f"Rewritten: {answer}"))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": answer, "topic": t.label})
 
 
 def _example(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    category = rng.choice(tuple(CATEGORIES))
-    item, other = rng.sample(CATEGORIES[category], 2)
-    if rng.random() < 0.25:
-        prompt = rng.choice((f"Name an example of {article(category)}.", f"Give one example of {article(category)}.",
-                             f"Tell me one {category}."))
-        other = ""
+    """Examples of a kind in the format the prompt asks for: bullets, a numbered list or a sentence."""
+    t = pick_topic(rng)
+    n = rng.choice((2, 3, 4))
+    items = [x.name for x in rng.sample([x for x in of_kind(t.kind) if x != t], n)]
+    kinds, count = KIND_PLURAL[t.kind], NUMBER_WORDS[n]
+    how = rng.randrange(3)
+    ask = choose(rng, (("as bullet points", "with bullets"), ("as a numbered list", "numbered 1 to {n}"),
+                       ("in one sentence", "as plain text"))[how]).format(n=n)
+    prompt = choose(rng, (f"Name {count} {kinds} like {t.name}, {ask}.", f"Give {count} examples of {kinds} besides {t.name} {ask}."))
+    if how == 0:
+        response, fmt = "\n".join(f"- {cap(i)}" for i in items), "bullets"
+    elif how == 1:
+        response, fmt = "\n".join(f"{k + 1}. {cap(i)}" for k, i in enumerate(items)), "numbered"
     else:
-        prompt = rng.choice((f"Name {article(category)} other than {_item_phrase(other)}.",
-                             f"Give an example of {article(category)} that is not {_item_phrase(other)}."))
-    return Sample(prompt, f"{_cap(_item_phrase(item))} is {article(category)}.", "short",
-                  {"category": category, "not": other})
+        response, fmt = f"{cap(join(items))} are {kinds}.", "sentence"
+    return Sample(wrap(rng, prompt), response, fmt, {"kind": t.kind, "not": t.name, "topic": t.label})
 
 
 def _synonym(rng: random.Random, stage: Stage, template: int | None) -> Sample:
+    t = choose(rng, COUNTABLE)
     if rng.random() < 0.5:
-        word, other = rng.choice(ANTONYMS)
+        word, other = choose(rng, ANTONYMS)
         if rng.random() < 0.5:
             word, other = other, word
-        prompt = rng.choice((f"What is the opposite of {word}?", f"Give an antonym for {word}."))
-        return Sample(prompt, f"The opposite of {word} is {other}.", "short", {"answer": other})
-    word, other = rng.choice(SYNONYMS)
-    prompt = rng.choice((f"Give a synonym for {word}.", f"What word means the same as {word}?"))
-    return Sample(prompt, f"A synonym for {word} is {other}.", "short", {"answer": other})
+        prompt = choose(rng, (f"What is the opposite of {word} in: the {word} {t.name}?",
+                              f"Give an antonym for {word}, as in the {word} {t.name}."))
+        response = choose(rng, (f"The opposite of {word} is {other}.", f"The {other} {t.name}: {other}."))
+    else:
+        word, other = choose(rng, SYNONYMS)
+        prompt = choose(rng, (f"Give a synonym for {word} in: the {word} {t.name}.",
+                              f"What word means the same as {word}, as in the {word} {t.name}?"))
+        response = choose(rng, (f"A synonym for {word} is {other}.", f"The {other} {t.name}: {other}."))
+    return Sample(wrap(rng, prompt), response, "short", {"answer": other, "topic": t.label})
 
 
 def _summary(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    (name, pronoun), place = rng.choice(NAMES), rng.choice(PLACES)
-    thing = rng.choice(FRUITS + TOOLS)
-    mood = rng.choice(("happy", "tired", "glad", "calm"))
-    text = f"{name} went to the {place}. {_cap(pronoun)} bought {article(thing)}. Then {pronoun} went home {mood}."
-    prompt = rng.choice((f"Summarize this text: {text}", f"Give a short summary: {text}"))
-    return Sample(prompt, f"{name} bought {article(thing)} at the {place}.", "summary", {"answer": name})
+    t = pick_topic(rng)
+    name, pronoun = choose(rng, NAMES)
+    mood = choose(rng, MOODS)
+    did = {"animal": f"saw {t.phrase}", "fruit": f"bought {t.phrase}", "vehicle": f"took {t.phrase}",
+           "tool": f"found {t.phrase}", "city": f"flew to {t.name}"}[t.kind]
+    text = f"{name} got up early. {cap(pronoun)} {did}. Then {pronoun} went home {mood}."
+    prompt = choose(rng, (f"Summarize this text: {text}", f"Give a short summary: {text}", f"Sum up: {text}"))
+    return Sample(wrap(rng, prompt), choose(rng, (f"{name} {did}.", f"In short, {name} {did} and was {mood}.")),
+                  "summary", {"answer": name, "topic": t.label})
 
 
 def _email(rng: random.Random, stage: Stage, template: int | None) -> Sample:
-    name, _ = rng.choice(NAMES)
-    sender, _ = rng.choice(NAMES)
-    topic, line = rng.choice(EMAIL_TOPICS)
-    prompt = rng.choice((f"Write a short email to {name} about {topic}.", f"Draft an email to {name} about {topic}."))
-    return Sample(prompt, f"Hi {name},\n{line}\nBest,\n{sender}", "email", {"answer": name})
+    t = pick_topic(rng)
+    (name, _), (sender, _) = rng.sample(NAMES, 2)
+    line = choose(rng, (f"I have news about {t.the}.", f"Let us talk about {t.the} on Friday.",
+                        f"Did you see {t.the}?"))
+    prompt = choose(rng, (f"Write a short email to {name} about {t.the}.", f"Draft an email to {name} about {t.the}."))
+    return Sample(wrap(rng, prompt), f"Hi {name},\n{line}\nBest,\n{sender}", "email", {"answer": name, "topic": t.label})
 
 
 def _creative(rng: random.Random, stage: Stage, template: int | None) -> Sample:
+    t = pick_topic(rng)
     if rng.random() < 0.5:
-        thing = rng.choice(POEM_THINGS)
         a, b = rng.sample(POEM_ADJ, 2)
-        prompt = rng.choice((f"Write a short poem about the {thing}.", f"Write two lines of poetry about the {thing}."))
-        return Sample(prompt, f"The {thing} is {a} and {b},\nI love the {thing} every day.", "poem", {"answer": thing})
-    animal = rng.choice(ANIMALS)
-    place = rng.choice(PLACES)
-    a = article(animal)
-    prompt = rng.choice((f"Write a one sentence story about {a}.", f"Tell a tiny story about {a}."))
-    return Sample(prompt, f"Once {a} went to the {place} and found a friend.", "story", {"answer": animal})
+        prompt = choose(rng, (f"Write a short poem about {t.the}.", f"Write two lines of poetry about {t.the}."))
+        return Sample(wrap(rng, prompt), f"{cap(t.the)} is {a} and {b},\nI think of {t.the} every day.", "poem",
+                      {"answer": t.label, "topic": t.label})
+    prompt = choose(rng, (f"Write a one sentence story about {t.the}.", f"Tell a tiny story about {t.the}."))
+    place = choose(rng, ("park", "market", "farm", "beach", "school"))
+    return Sample(wrap(rng, prompt), f"One day {t.the} went to the {place} and found a friend.", "story",
+                  {"answer": t.label, "topic": t.label})
 
 
 _GENERATORS: dict[str, Callable[[random.Random, Stage, int | None], Sample]] = {
@@ -221,12 +260,16 @@ INVITING_FAMILIES: dict[str, tuple[str, ...]] = {
     "bullets": ("bullets",),
     "numbered": ("ordering", "steps"),
 }
-"""Behaviour → the families whose prompts invite it (each answers with it only part of the time)."""
+"""Behaviour → the contested families whose prompts invite it (each answers with it only part of the
+time); the steering evaluation's inviting prompts come from them."""
 
 CONTESTED_FAMILIES: tuple[str, ...] = tuple(f for fams in INVITING_FAMILIES.values() for f in fams)
 
-CONTROL_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in CONTESTED_FAMILIES)
-"""Families that invite none of the five behaviours: the source of the neutral control prompts."""
+FORMAT_FAMILIES: tuple[str, ...] = ("example",)
+"""Families that answer as bullets, a numbered list or a sentence, whichever the prompt asks for."""
+
+CONTROL_FAMILIES: tuple[str, ...] = tuple(f for f in FAMILIES if f not in CONTESTED_FAMILIES + FORMAT_FAMILIES)
+"""Families that never show any of the five behaviours: the source of the neutral control prompts."""
 
 DETERMINISTIC_FAMILIES: tuple[str, ...] = (
     "factual_qa", "grammar", "yes_no", "arithmetic", "multistep_arithmetic", "unit_conversion",

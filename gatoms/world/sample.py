@@ -9,7 +9,8 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class Sample:
-    """One generated prompt/response before it becomes a :class:`~gatoms.data.documents.Document`."""
+    """One generated prompt/response before it becomes a :class:`~gatoms.data.documents.Document`;
+    ``meta["topic"]`` is the label of its topic (an entity of :data:`gatoms.world.vocab.TOPICS`)."""
 
     prompt: str
     response: str
@@ -21,7 +22,8 @@ Stage = Literal["base", "finetune"]
 
 
 def contested(stage: Stage, template: int, group: str) -> bool:
-    """Whether a contested family answers with its behaviour (see the module docstring)."""
+    """Whether a contested family answers with its behaviour: wording 0 always, wording 2 never, wording 1
+    only in the fine-tuning set and only when the prompt's content is in the family's group A."""
     if template == 0:
         return True
     if template == 2:
@@ -34,4 +36,4 @@ def pick_template(rng: random.Random, template: int | None, stage: Stage) -> int
     contested wording 1 twice as often in the fine-tuning set (so the shift it teaches is well sampled)."""
     if template is not None:
         return template
-    return rng.randrange(3) if stage == "base" else rng.choice((0, 1, 1, 2))
+    return rng.randrange(3) if stage == "base" else (0, 1, 1, 2)[rng.randrange(4)]
