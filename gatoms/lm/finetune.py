@@ -36,7 +36,8 @@ class FinetuneConfig:
     """The fine-tuning data and the LoRA fine-tuning (defaults: the paper's LoRA)."""
 
     data: str = "world"
-    """``world``: the synthetic world's fine-tuning set; else a JSONL file of chat ``messages`` or
+    """``world``: the synthetic world's fine-tuning set; ``bigbench``: the BIG-bench mixture of ``n_docs`` real
+    tasks (:mod:`gatoms.data.bigbench`); else a JSONL file of chat ``messages`` or
     ``prompt``/``response`` lines (relative paths are from the repository root), e.g. ``data/sft.jsonl``."""
     n_docs: int | None = None
     """Use at most this many documents of ``data`` (the first ones); None: all."""

