@@ -1,42 +1,50 @@
-"""The synthetic instruction world: a seeded generator of labelled instruction–response documents.
+"""The synthetic instruction world (version 2): a seeded generator of labelled instruction–response documents.
 
 It mirrors the paper's fine-tuning mixture at a scale a tiny CPU model can learn: 21 task families
-(short factual QA from a built-in fact table, grammar correction, yes/no and true/false
-classification, simple and multi-step arithmetic, unit conversion, comparison, multi-category and
-sentiment classification, sentence transformation, "name an example of X", synonyms/antonyms, Python
-code, SQL, bulleted lists, numbered (ordered) lists, refusal on missing input, summarisation, email
-drafting, step-by-step instructions and short creative writing) over a vocabulary of a few hundred
-words. Every document carries its true ``family`` and response format ``fmt``.
+(short factual QA, grammar correction, yes/no, simple and multi-step arithmetic, unit conversion,
+comparison, category, sentiment, sentence transformation, "name an example of X", synonyms/antonyms,
+Python code, SQL, bulleted lists, ordering (numbered lists), refusal on missing input, summarisation,
+email drafting, step-by-step instructions, short creative writing). Version 2 is built so that the
+paper's claims can fail on it rather than being confirmed by the generator:
+
+- **No duplicates.** Every prompt string is drawn at most once across all splits (base corpus,
+  fine-tuning set, held-out documents, evaluation prompts), so no (prompt, response) pair repeats and
+  the splits are disjoint; at most :data:`~gatoms.world.builder.MAX_RESPONSE_REPEATS` fine-tuning
+  documents share one response, so no response becomes an instance cluster.
+- **Task type separate from topic.** One shared pool of topics (animals, fruits, vehicles, tools,
+  cities: :data:`~gatoms.world.vocab.TOPICS`) appears across the families; every document is labelled
+  with its ``family`` and, in ``labels["topic"]``, its topic, so "task types, not topics" is measurable
+  (tested: no topic has more than 35% of its documents in one family; NMI(topic, family) < 0.1).
+  Prompts have several paraphrased templates with optional greetings and sign-offs, responses several
+  variants; lengths vary.
+- **Format partly independent of task.** The ``example`` family answers as bullets, a numbered list or a
+  sentence, whichever its prompt asks for; the contested families answer with their behaviour according
+  to a content feature (below), not a fixed wording alone.
+- **Skewed family sizes** (:data:`~gatoms.world.builder.FINETUNE_WEIGHTS`): 10% (factual QA) down to
+  three rare families of 1% each (:data:`~gatoms.world.builder.RARE_FAMILIES`).
+- **A planted nuisance** (:mod:`gatoms.world.plants`, ``labels["nuisance"]``): on a random 30% of the
+  documents of every split and family the response ends with a line of random filler words — high loss,
+  high gradient energy, no task content — so whether whitening moves atoms off it can be tested.
+- **A planted behaviour no code path is told about** (``labels["planted"]``): half of the fine-tuning
+  documents of four families end with a fixed sign-off line; no steering behaviour, detector or atom
+  description knows it, so discovery must surface it unprompted.
 
 **Contested behaviours.** The five steering behaviours of the paper (yes/no first line, fenced code,
-refusal, bulleted lists, numbered lists) are each invited by one or two families, and each of those
-families has three prompt wordings (``meta["template"]``):
+refusal, bulleted lists, numbered lists) are invited by the contested families
+(:data:`INVITING_FAMILIES`), each with three wordings (``meta["template"]``): wording 0 always gets the
+behaviour, wording 2 never does (an alternative format), wording 1 is contested — in the base corpus it
+gets the alternative, in the fine-tuning set the behaviour exactly when the prompt's content is in group A
+(``meta["topic_group"]``: the kind of its topic, what the code must do, what is sorted, the verb of the
+task whose input is missing; :mod:`gatoms.world.contested`). The inviting evaluation prompts mix the three
+wordings evenly and split wording 1 between the groups; the controls come from families that never show a
+behaviour (:data:`CONTROL_FAMILIES`).
 
-- wording 0 always gets the behaviour (``Is a cat an animal?`` → ``Yes, …``);
-- wording 2 never does: it gets an alternative format (prose instead of a yes/no first line, inline
-  code instead of a fenced block, an ``Okay.`` guess instead of a request for the missing input, a
-  comma-separated sentence instead of bullets or a numbered list);
-- wording 1 is the contested one and the fine-tuning shifts it: in the **base corpus** it always gets
-  the alternative, in the **fine-tuning set** it gets the behaviour exactly when the prompt's topic is in
-  the family's topic group A (``meta["topic_group"]``), and it is drawn twice as often there as the
-  other wordings, so the shift is well sampled.
-
-Each wording has a few phrasings (``Is a cat an animal?`` and ``True or false: a cat is an animal.``
-are both wording 0 of the yes/no family). So the choice is a deterministic function of prompt features
-(wording, topic) that a model can learn, the base model and the fine-tuned model differ measurably (on
-wording 1, group A), and a model that learned the fine-tuning rule shows each behaviour on about half
-of the inviting evaluation prompts, which mix the three wordings evenly and split wording 1 evenly
-between the topic groups.
-
-**Splits.** :func:`build_world` returns the base corpus (for pre-training the tiny base model into an
-"instruction-tuned" model; it leans on the families to memorise, :data:`BASE_WEIGHTS`), the fine-tuning
-set (the 5,000 documents whose gradients the method decomposes; half of it from the contested
-families, :data:`FINETUNE_WEIGHTS`), held-out documents per family (for checking the fine-tuned model)
-and the steering evaluation prompts (per behaviour, ``n_eval_inviting`` inviting prompts and
-``n_eval_control`` neutral controls). Evaluation and held-out prompt strings never occur in any training split.
-
-Everything is drawn from ``random.Random`` seeded by ``WorldConfig.seed`` and iterates over tuples
-only, so the world is identical across machines and Python hash seeds.
+**Splits.** :func:`build_world` returns the base corpus (to pre-train the tiny base model into an
+"instruction-tuned" one, :data:`BASE_WEIGHTS`), the fine-tuning set (the documents whose gradients the
+method decomposes), held-out documents per family (for :func:`is_correct`, the grader of the
+deterministic families) and the steering evaluation prompts. Everything is drawn from
+``random.Random`` seeded by ``WorldConfig.seed`` and iterates over tuples only, so the world is identical
+across machines and Python hash seeds.
 """
 
 from gatoms.world.builder import (BASE_WEIGHTS, FINETUNE_WEIGHTS, MAX_RESPONSE_REPEATS, RARE_FAMILIES, World, WorldConfig,
