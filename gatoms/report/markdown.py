@@ -25,7 +25,7 @@ from typing import Any
 from gatoms.build import paths
 from gatoms.build.store import write_text
 from gatoms.build.tables import markdown_table as md_table
-from gatoms.report.format import mib, num, pct, seconds
+from gatoms.report.format import mib, num, pct, pp, seconds  # noqa: F401  (pp: re-exported for the tests)
 from gatoms.data.behaviors import BEHAVIORS
 from gatoms.report.paper import (BEHAVIOR_NAMES, PAPER_SETUP, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                                  PAPER_TABLE3_TOTAL, PAPER_TABLE4)
