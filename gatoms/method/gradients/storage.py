@@ -103,15 +103,18 @@ class GradientReader:
         """Rows start … stop-1 as stored, read with positional reads into a fresh buffer (no mapping: the
         file's pages never count toward this process's memory, and threads may read concurrently)."""
         out = np.empty((max(stop - start, 0), self._mm.shape[1]), dtype=self._mm.dtype)
-        view, pos = memoryview(out.reshape(-1).view(np.uint8)), self._offset + start * self._row_bytes
-        done = 0
+        self._read_into(out.reshape(-1), self._offset + start * self._row_bytes)
+        return out
+
+    def _read_into(self, buf: np.ndarray, pos: int) -> None:
+        """Fill the contiguous array ``buf`` with the file's bytes from offset ``pos`` (positional reads)."""
+        view, done = memoryview(buf.view(np.uint8)), 0
         while done < len(view):
             got = os.preadv(self._fd, [view[done:]], pos + done)
             if got <= 0:
                 raise OSError(f"{self.dir / paths.GRADS}: short read at byte {pos + done}; the file is truncated")
             done += got
         self.bytes_read += done
-        return out
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         """Rows ``idx`` (ascending) as stored: one read per run of consecutive rows."""
@@ -156,13 +159,7 @@ class GradientReader:
         width, item = max(stop - start, 0), self._mm.dtype.itemsize
         out = np.empty((len(idx), width), dtype=self._mm.dtype)
         for r, row in enumerate(idx.tolist()):
-            view, pos, done = memoryview(out[r].view(np.uint8)), self._offset + row * self._row_bytes + start * item, 0
-            while done < len(view):
-                got = os.preadv(self._fd, [view[done:]], pos + done)
-                if got <= 0:
-                    raise OSError(f"{self.dir / paths.GRADS}: short read at byte {pos + done}; the file is truncated")
-                done += got
-            self.bytes_read += done
+            self._read_into(out[r], self._offset + row * self._row_bytes + start * item)
         return from_storage(out, self.dtype)
 
     def default_chunk(self, budget_bytes: int = 128 * 2**20) -> int:
