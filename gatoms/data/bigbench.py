@@ -1,10 +1,13 @@
-"""A fine-tuning mixture of real, human-written BIG-bench tasks, read straight from the ``bigbench`` sdist.
+"""A fine-tuning mixture of real, human-written BIG-bench tasks, read straight from a BIG-bench archive.
 
-The official BIG-bench (``bigbench==1.0.0`` on PyPI, Apache-2.0) is a 358 MB source archive holding one
-``task.json`` per task and subtask (``bigbench/benchmark_tasks/<task>[/<subtask>]/task.json``), each with
-``examples`` of ``input`` and ``target`` (free text) or ``target_scores`` (choices scored 0/1). It is never
-installed (it pulls TensorFlow): ``make`` fetches it with ``pip download --no-deps --no-binary :all:``
-and :func:`build_mixture` reads the archive.
+The official BIG-bench (Apache-2.0) is a source archive holding one ``task.json`` per task and subtask
+(``<top>/bigbench/benchmark_tasks/<task>[/<subtask>]/task.json``), each with ``examples`` of ``input`` and
+``target`` (free text) or ``target_scores`` (choices scored 0/1). Any ``.tar.gz`` of that layout works:
+the ``bigbench==1.0.0`` sdist (358 MB) or a GitHub archive of google/BIG-bench, saved as
+``artifacts/cache/pypi/bigbench-1.0.0.tar.gz``. It is never installed (it pulls TensorFlow);
+:func:`build_mixture` reads the archive. PyPI no longer serves ``bigbench==1.0.0`` (checked 2026-12-08:
+only ``0.0.1``, a 358 kB stub without tasks), so no profile fetches it; ``finetune.data: bigbench`` is
+for users who have the archive.
 
 The recipe (:data:`TASKS`, :class:`Recipe`) is fixed in code and recorded beside the mixture as JSON:
 which tasks, how many examples each (an equal share of ``n_docs``, seeded draws), and how each example is
@@ -43,7 +46,7 @@ from gatoms.data.documents import Document, read_jsonl, write_jsonl
 log = logging.getLogger(__name__)
 
 SDIST = "bigbench-1.0.0.tar.gz"
-"""The archive :func:`build_mixture` reads (``pip download --no-deps --no-binary :all: bigbench==1.0.0``)."""
+"""The archive :func:`build_mixture` reads, under :func:`gatoms.lm.sources.pypi_dir` (see the module docstring)."""
 
 TASKS: dict[str, str] = {
     # task (folder under benchmark_tasks/) → rendering (see :func:`render`)
@@ -126,8 +129,9 @@ def read_tasks(sdist: Path, tasks: tuple[str, ...] | list[str] = tuple(TASKS)) -
     """``task name → parsed task.json`` for ``tasks``, read from the sdist without unpacking it."""
     sdist = Path(sdist)
     if not sdist.is_file():
-        raise FileNotFoundError(f"{sdist}: the BIG-bench archive is missing; fetch it with `pip download --no-deps "
-                                f"--no-binary :all: bigbench==1.0.0 -d {sdist.parent}` (make does this for PROFILE=smol)")
+        raise FileNotFoundError(f"{sdist}: the BIG-bench archive is missing; save a .tar.gz of BIG-bench there (`pip "
+                                f"download --no-deps --no-binary :all: bigbench==1.0.0 -d {sdist.parent}` where an "
+                                f"index still serves 1.0.0, or a GitHub archive of google/BIG-bench under that name)")
     wanted = {f"bigbench/benchmark_tasks/{t}/task.json": t for t in tasks}
     found: dict[str, dict] = {}
     with tarfile.open(sdist, "r:gz") as tar:
