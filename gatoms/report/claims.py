@@ -21,8 +21,8 @@ def verdict(res: Any, key: str) -> str:
     """This run's verdict on a conclusion, and across seeds when ``make seeds`` has run."""
     c = next(c for c in CONCLUSIONS if c.key == key)
     v = c.test(res)
-    text = ("**Not measured** here" if v is None else "**Holds** on this run" if v else
-            "**Does not hold** on this run") + f": {c.claim}."
+    result = "not measured here" if v is None else "holds" if v else "does not hold"
+    text = f"Claim: {c.claim}. Result on this run: **{result}**."
     if res.seeds and key in res.seeds.get("conclusions", {}):
         text += f" Across seeds ({len(res.seeds['profiles'])}): **{res.seeds['conclusions'][key]['verdict']}**."
     return text

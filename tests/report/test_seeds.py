@@ -101,13 +101,14 @@ def test_claims_section_says_where_a_claim_does_not_hold(tmp_artifacts):
     fake.write_profile(PROFILE, metrics={"04_coherence": no})
     md = report.write_report(PROFILE).read_text(encoding="utf-8")
     claims = md.split("## The paper's claims", 1)[1].split("\n## ", 1)[0]
-    assert "**Does not hold** on this run: the top-50 atoms by coherence cover more families" in claims
+    assert ("Claim: the top-50 atoms by coherence cover more families with a ≥ 90%-pure atom than 50 random atoms "
+            "(p < 0.05). Result on this run: **does not hold**.") in claims
     assert "| family | 50 | 1 | 1.250 ± 0.500 | 0.5000 |" in claims
     assert "| response | 0.050 | 0.100 | 0.200 | 0.200 |" in claims
     assert "| `ekfac` | 0.700 | 0.100 | 0.650 | 0.723 | 0.710 | 0.688 |" in claims
     assert "| 1000 | 0.310 | 0.480 | 0.260 | 0.310 | 0.320 | — |" in claims
     assert "backend `sklearn`, max_iter 100, 8 atoms, α = 0.1, seed 42 (the main run's dictionary settings)" in claims
-    assert "`planted`: no 'planted' label" in claims and "**Not measured** here: the planted behaviour" in claims
+    assert "`planted`: no 'planted' label" in claims and "Claim: the planted behaviour has a ≥ 90%-pure atom among the top 50. Result on this run: **not measured here**." in claims
     assert "*Not run*: one draw only" in md.split("## Seeds", 1)[1]
     assert {c.key for c in CONCLUSIONS} >= {"task_types_beat_random", "whitening_moves_to_family", "planted_found"}
 
