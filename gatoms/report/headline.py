@@ -97,6 +97,9 @@ def _headlines() -> tuple[Headline, ...]:
             out.append(Headline(f"{m}_{label}_share", f"{m}: share of {label} entropy in the atoms", "05_ablations",
                                 ("methods", m, f"{label}_share"), group="whitening"))
     for b in BEHAVIORS:
+        out.append(Headline(f"{b}_base_rate", f"{b}: fine-tuned greedy rate on its inviting prompts (00)", "00_finetune",
+                            ("behavior_base_rates", b), PAPER_TABLE2.get(b, {}).get("base"), "base rates"))
+    for b in BEHAVIORS:
         p = PAPER_TABLE2.get(b, {})
         for k in ("base", "toward", "away", "signed", "steered"):
             out.append(Headline(f"{b}_{k}", f"{b}: {k}", "06_steering", ("behaviors", b, k),
@@ -163,6 +166,19 @@ def _rare_found(res: Any) -> bool | None:
     return None if not rare else all(r["found"] for r in rare)
 
 
+BASE_RATE_RANGE = (0.2, 0.8)
+"""The world's design criterion: every behaviour's greedy rate on its inviting prompts, after fine-tuning,
+lies in this range (room to steer both ways)."""
+
+
+def _base_rates_in_range(res: Any) -> bool | None:
+    rates = dig(res, "00_finetune", "behavior_base_rates")
+    if not rates:
+        return None
+    lo, hi = BASE_RATE_RANGE
+    return all(lo <= rates[b] <= hi for b in BEHAVIORS if b in rates)
+
+
 def _steered(b: str) -> Callable[[Any], bool | None]:
     def test(res: Any) -> bool | None:
         v = dig(res, "06_steering", "behaviors", b, "steered")
@@ -183,6 +199,9 @@ CONCLUSIONS: tuple[Conclusion, ...] = (
                lambda res: _lt(_share(res, "random_projection", "family"), _share(res, "ekfac", "family"))),
     Conclusion("planted_found", "the planted behaviour has a ≥ 90%-pure atom among the top 50", _planted_found),
     Conclusion("rare_found", "every one of the smallest families has a ≥ 90%-pure atom", _rare_found),
+    Conclusion("base_rates_in_range", "every behaviour's fine-tuned greedy rate on its inviting prompts lies in "
+               f"[{BASE_RATE_RANGE[0]:g}, {BASE_RATE_RANGE[1]:g}] (the world's design; room to steer both ways)",
+               _base_rates_in_range),
     *(Conclusion(f"{b}_steered", f"{b} is steered (budgeted α, beats nulls, intact)", _steered(b)) for b in BEHAVIORS),
 )
 """Every conclusion the report draws, in report order."""

@@ -29,7 +29,7 @@ from gatoms.report.format import mib, num, pct, pp, seconds  # noqa: F401  (pp: 
 from gatoms.data.behaviors import BEHAVIORS
 from gatoms.report.paper import (BEHAVIOR_NAMES, PAPER_SETUP, PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3,
                                  PAPER_TABLE3_TOTAL, PAPER_TABLE4)
-from gatoms.report.claims import section_claims, section_seeds
+from gatoms.report.claims import section_claims, section_seeds, verdict
 from gatoms.report.steering import section_table2 as steering_section
 from gatoms.report.results import Results, load_results, load_snapshot, snapshot_file
 
@@ -230,7 +230,7 @@ def section_behaviors_base(res: Results) -> str:
         header.append("Ours (neutral controls)")
         for r, b in zip(rows, BEHAVIORS):
             r.append(pct(m00.behavior_control_rates.get(b)))
-    text = md_table(header, rows)
+    text = md_table(header, rows) + "\n\n" + verdict(res, "base_rates_in_range")
     if m00.heldout:
         text += "\n\nHeld-out check of the fine-tuned model per task family (correct or in the right format):\n\n"
         text += md_table(["Task family", "Held-out"], [[fam, pct(v)] for fam, v in sorted(m00.heldout.items())])

@@ -54,6 +54,18 @@ def test_headlines_and_conclusions_of_one_run(tmp_artifacts):
     assert c["whitening_moves_to_family"] and c["ekfac_beats_random_projection"] and c["rare_found"]
     assert c["planted_found"] is None and c["bullets_steered"] and c["yes_no_steered"] is False
     assert c["code_steered"] is None
+    assert h["bullets_base_rate"] == 0.25 and c["base_rates_in_range"]  # fake rates: 0.25 … 0.6
+
+
+def test_base_rates_out_of_range_are_reported(tmp_artifacts):
+    """The world's design criterion (every fine-tuned base rate in [0.2, 0.8]) is a conclusion that can fail."""
+    rates = {**fake.METRICS["00_finetune"].behavior_base_rates, "bullets": 0.12}
+    low = dataclasses.replace(fake.METRICS["00_finetune"], behavior_base_rates=rates)
+    fake.write_profile(PROFILE, metrics={"00_finetune": low})
+    res = load_results(PROFILE)
+    assert read_conclusions(res)["base_rates_in_range"] is False and read_headlines(res)["bullets_base_rate"] == 0.12
+    md = report.write_report(PROFILE).read_text(encoding="utf-8")
+    assert "lies in [0.2, 0.8] (the world's design; room to steer both ways). Result on this run: **does not hold**" in md
 
 
 def test_aggregation_over_seeds(three_seeds):
