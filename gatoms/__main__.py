@@ -6,6 +6,7 @@
     gatoms report --profile P               write figures/<P>/RESULTS.md from the metrics (make report)
     gatoms atlas --profile P                write figures/<P>/atlas.html (make atlas)
     gatoms seeds --profile P --seeds 0 1 2  write figures/<P>/SEEDS.md from P, P@seed1, P@seed2 (make seeds)
+    gatoms compare --profiles tiny smol     write figures/COMPARISON.md: the paper and the profiles side by side
     gatoms steps                            the pipeline's step table
 """
 
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     sd = sub.add_parser("seeds", help="write figures/<profile>/SEEDS.md: the spread over seeds")
     sd.add_argument("--profile", default=os.environ.get("PROFILE", "tiny"))
     sd.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seed offsets (0 = the profile itself)")
+    cp = sub.add_parser("compare", help="write figures/COMPARISON.md: the paper and the profiles side by side")
+    cp.add_argument("--profiles", nargs="+", default=["tiny", "smol"])
     sub.add_parser("steps", help="print the step table")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
             from gatoms.report.seeds import main as seeds_main
 
             return seeds_main(["--profile", args.profile, "--seeds", *map(str, args.seeds)])
+        elif args.command == "compare":
+            from gatoms.report.compare import main as compare_main
+
+            return compare_main(["--profiles", *args.profiles])
         elif args.command == "atlas":
             from gatoms.report.atlas import main as atlas_main
 

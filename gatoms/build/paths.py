@@ -108,10 +108,15 @@ def atlas_file(profile: str) -> Path:
     return figures(profile) / "atlas.html"
 
 
+def figures_root() -> Path:
+    """``figures/`` (``$GATOMS_FIGURES`` when set): one folder per profile, and the comparison of them."""
+    base = os.environ.get("GATOMS_FIGURES")
+    return Path(base) if base else root() / "figures"
+
+
 def figures(profile: str) -> Path:
     """``figures/<profile>/`` (created on demand)."""
-    base = os.environ.get("GATOMS_FIGURES")
-    d = (Path(base) if base else root() / "figures") / profile
+    d = figures_root() / profile
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -179,6 +179,9 @@ def kmeans_decomposition(X: np.ndarray, n_clusters: int, seed: int = 0,
     """k-means on the rows of X: (centroids (K, P) unit, codes (N, K)) where a document's only code
     is its cosine to its own centroid (floored at 1e-5 so every member counts as active).
 
+    With fewer documents than clusters (e.g. 192 documents, 500 atoms) only ``N`` clusters are fitted;
+    the codes keep ``n_clusters`` columns, the rest empty, as a dictionary's unused atoms are.
+
     Runs on one thread: scikit-learn's k-means++ with 500 clusters took 162 s on 2 threads of a busy
     2-core machine and 14 s on one (OpenMP workers spin-waiting against other processes unless
     OMP_WAIT_POLICY=PASSIVE, which the Makefile sets); one thread costs at most the core count on an
@@ -189,8 +192,9 @@ def kmeans_decomposition(X: np.ndarray, n_clusters: int, seed: int = 0,
 
     X = np.asarray(X, dtype=np.float32)
     with threadpool_limits(limits=1):
-        km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(X)
-    cent = km.cluster_centers_.astype(np.float32)
+        km = KMeans(n_clusters=min(n_clusters, X.shape[0]), n_init=n_init, random_state=seed).fit(X)
+    cent = np.zeros((n_clusters, X.shape[1]), dtype=np.float32)
+    cent[: km.n_clusters] = km.cluster_centers_
     cent /= np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
     lab = km.labels_
     cos = np.einsum("np,np->n", X, cent[lab]) / np.maximum(np.linalg.norm(X, axis=1), 1e-12)

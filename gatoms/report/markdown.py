@@ -44,14 +44,16 @@ def not_run(res: Results, step: str) -> str:
 
 
 # ---- sections -----------------------------------------------------------------------------------------
-def section_setup(res: Results) -> str:
+def _of(m: Any, key: str) -> Any:
+    return getattr(m, key) if m is not None else None
+
+
+def setup_rows(res: Results) -> list[list[str]]:
+    """The setup table's rows: what, the paper's value, this profile's."""
     m00, m01, m02, m03 = (res.metrics[s] for s in ("00_finetune", "01_extract", "02_ekfac", "03_atoms"))
     coh = res.configs.get("04_coherence") or {}
-
-    def of(m: Any, key: str) -> Any:
-        return getattr(m, key) if m is not None else None
-
-    rows = [
+    of = _of
+    return [
         ["Model", PAPER_SETUP["model"], _model_name(res)],
         ["Fine-tuning documents", num(PAPER_SETUP["n_finetune_docs"]), num(of(m00, "n_finetune_docs"))],
         ["Task families (labels)", "unlabelled", num(of(m00, "n_task_families"))],
@@ -64,7 +66,11 @@ def section_setup(res: Results) -> str:
         ["Sparsity α", num(PAPER_SETUP["alpha"], 2), num(m03.alpha, 2) if m03 else "—"],
         ["Top documents for coherence", num(PAPER_SETUP["top_docs"]), num(coh.get("top_n"))],
     ]
-    text = md_table(["", "Paper", "Ours"], rows, "lrr")
+
+
+def section_setup(res: Results) -> str:
+    m00, m01, m02, m03 = (res.metrics[s] for s in ("00_finetune", "01_extract", "02_ekfac", "03_atoms"))
+    text = md_table(["", "Paper", "Ours"], setup_rows(res), "lrr")
     details = []
     if m00:
         details.append(f"fine-tuning loss (response tokens) {num(m00.base_final_loss)} before LoRA → "

@@ -14,6 +14,15 @@ from gatoms.method.discovery import planted_problem
 from gatoms.report.figures import plot_methods
 
 
+def test_kmeans_with_more_clusters_than_documents():
+    """192 documents and 500 atoms (the smol profile): N clusters fitted, the other columns unused."""
+    X = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    cent, codes = kmeans_decomposition(X, 10, seed=0)
+    assert codes.shape == (6, 10) and cent.shape == (10, 4)
+    assert np.all(codes.getnnz(axis=1) == 1) and set(codes.indices) == set(range(6))  # every document its own
+    assert np.allclose(np.linalg.norm(cent[:6], axis=1), 1) and not cent[6:].any()
+
+
 def test_kmeans_finds_well_separated_families():
     p = planted_problem(n_docs=200, n_families=4, proj_dim=24, noise=0.2, seed=0)
     cent, codes = kmeans_decomposition(p.X, 4, seed=0, n_init=3)
