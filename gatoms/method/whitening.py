@@ -30,16 +30,26 @@ ALIGNMENT_LABELS = ("family", "nuisance", "topic", "fmt")
 """Labels whose alignment with the atoms is a column of the ablation tables (when the documents have them)."""
 
 
-def random_projection(reader: Any, dim: int, seed: int = 0, chunk_rows: int = 512) -> np.ndarray:
-    """(N, dim) unit rows of the raw gradients (N, D) times a Gaussian (D, dim) matrix drawn from
-    ``seed`` (float32), read ``chunk_rows`` rows at a time; a zero row is an error naming it."""
+PROJECTION_BLOCK = 4096
+"""Gradient coordinates per block of the random projection: the (D, dim) Gaussian matrix is drawn block by
+block from one seeded stream and never exists whole (460,800 × 6,000 float32 would be 11 GB)."""
+
+
+def random_projection(reader: Any, dim: int, seed: int = 0, block: int = PROJECTION_BLOCK) -> np.ndarray:
+    """(N, dim) unit rows of the raw gradients (N, D) times the Gaussian (D, dim) matrix
+    ``default_rng(seed).standard_normal((D, dim)) / sqrt(dim)`` (float32), accumulated over blocks of
+    ``block`` gradient coordinates: successive draws from one stream are that matrix's rows in order, so
+    the numbers do not depend on ``block``, and memory is one block of the matrix and of the gradients'
+    columns whatever D. A zero row is an error naming it."""
     N, D = (int(s) for s in reader.shape)
-    G = np.random.default_rng(seed).standard_normal((D, dim), dtype=np.float32) / np.float32(np.sqrt(dim))  # (D, P)
-    Z = np.empty((N, dim), dtype=np.float32)
-    for lo in range(0, N, chunk_rows):
-        idx = np.arange(lo, min(N, lo + chunk_rows))
-        rows = reader.rows(idx) if hasattr(reader, "rows") else reader[idx]
-        Z[idx] = np.asarray(rows, dtype=np.float32) @ G
+    rng = np.random.default_rng(seed)
+    Z = np.zeros((N, dim), dtype=np.float32)
+    everyone = np.arange(N)
+    for lo in range(0, D, block):
+        hi = min(D, lo + block)
+        cols = reader.columns(everyone, lo, hi) if hasattr(reader, "columns") else reader[:, lo:hi]
+        G = rng.standard_normal((hi - lo, dim), dtype=np.float32) / np.float32(np.sqrt(dim))
+        Z += np.asarray(cols, dtype=np.float32) @ G
     return normalize_rows(Z, getattr(reader, "doc_ids", None))
 
 

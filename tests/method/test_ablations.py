@@ -94,12 +94,23 @@ def test_random_projection_matches_a_dense_product_in_any_chunking():
 
     rng = np.random.default_rng(0)
     G = rng.standard_normal((23, 50)).astype(np.float32)  # (N, D) raw gradients
-    X = random_projection(G, 8, seed=5, chunk_rows=7)
-    M = np.random.default_rng(5).standard_normal((50, 8), dtype=np.float32) / np.float32(np.sqrt(8))
+    X = random_projection(G, 8, seed=5, block=16)
+    M = np.random.default_rng(5).standard_normal((50, 8), dtype=np.float32) / np.float32(np.sqrt(8))  # whole
     Z = G.astype(np.float64) @ M.astype(np.float64)
     np.testing.assert_allclose(X, Z / np.linalg.norm(Z, axis=1, keepdims=True), atol=1e-5)
-    np.testing.assert_allclose(X, random_projection(G, 8, seed=5, chunk_rows=512), atol=1e-6)
-    assert not np.allclose(X, random_projection(G, 8, seed=6))
+    np.testing.assert_allclose(X, random_projection(G, 8, seed=5, block=4096), atol=1e-6)  # any block size
+    assert not np.allclose(X, random_projection(G, 8, seed=6, block=16))
+
+    class Columns:  # a reader with GradientReader's column reads: asked for every row of 16 columns at a time
+        shape, asked = G.shape, []
+
+        def columns(self, idx, lo, hi):
+            self.asked.append((len(idx), lo, hi))
+            return G[idx, lo:hi]
+
+    reader = Columns()
+    np.testing.assert_allclose(random_projection(reader, 8, seed=5, block=16), X, atol=1e-6)
+    assert reader.asked == [(23, 0, 16), (23, 16, 32), (23, 32, 48), (23, 48, 50)]
     with pytest.raises(ValueError, match="zero"):
         random_projection(np.zeros((3, 50), np.float32), 8)
 
