@@ -50,6 +50,21 @@ def test_dev_and_test_never_share_a_prompt():
         st.split_prompts(eval_prompts(n_inv=1), 0.5, 0)
 
 
+def test_max_prompts_keeps_a_seeded_subset_of_each_stratum():
+    prompts = eval_prompts()
+    items = st.split_prompts(prompts, 1 / 3, seed=0, limit=12)
+    for b in ("bullets", "code"):
+        for kind in ("inviting", "control"):
+            mine = [i for i in items if i.behavior == b and i.kind == kind]
+            assert len(mine) == 12 and sum(i.split == "dev" for i in mine) == 4  # a third of the 12
+    st.check_disjoint(items)
+    full = {i.prompt_id: i.split for i in st.split_prompts(prompts, 1 / 3, seed=0)}
+    assert {i.prompt_id for i in items} < set(full)
+    assert items == st.split_prompts(prompts, 1 / 3, seed=0, limit=12)  # seeded
+    assert {i.prompt_id for i in items} != {i.prompt_id for i in st.split_prompts(prompts, 1 / 3, seed=1, limit=12)}
+    assert st.split_prompts(prompts, 1 / 3, seed=0, limit=100) == st.split_prompts(prompts, 1 / 3, seed=0)
+
+
 def test_capability_items_take_the_families_in_turn():
     docs = [Document(f"{f}{i}", f"q {f} {i}", "a", f) for f in ("arithmetic", "factual_qa", "poem") for i in range(3)]
     items = st.capability_items(docs, ("arithmetic", "factual_qa"), limit=5)

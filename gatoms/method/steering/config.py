@@ -60,6 +60,10 @@ class SteeringConfig:
     prompts: str = "world"
     """Evaluation prompts: ``world`` = the synthetic world's (00_finetune/eval_prompts.jsonl); ``package``
     = the five natural-English files shipped in ``gatoms/data/prompts/`` (60 inviting + 40 controls)."""
+    max_prompts: int = 0
+    """At most this many prompts per behaviour and kind (inviting, control), the first in a seeded hash order
+    of their text, before the dev/test split; 0 = all. For models whose generations are expensive on the
+    machine at hand (the smol profile on a CPU)."""
     dev_fraction: float = 1 / 3
     """Share of each behaviour's inviting and control prompts in the dev split. Every choice made from
     prompts (the budgeted α from the dev controls, the "best α" column) uses dev; every reported rate is
@@ -140,8 +144,10 @@ class SteeringConfig:
         positive = ("budget_steps", "kl_tokens", "max_new_tokens", "batch_size", "n_samples", "n_boot")
         if any(getattr(self, k) < 1 for k in positive):
             raise ValueError(f"{', '.join(positive)} must each be ≥ 1")
-        if self.n_null < 0 or self.null_kl < 0 or self.capability_docs < 0 or self.n_show < 0:
-            raise ValueError("n_null, null_kl, capability_docs and n_show must be ≥ 0")
+        if min(self.n_null, self.null_kl, self.capability_docs, self.n_show, self.max_prompts) < 0:
+            raise ValueError("n_null, null_kl, capability_docs, n_show and max_prompts must be ≥ 0")
+        if self.max_prompts == 1:
+            raise ValueError("max_prompts: 1 leaves no prompt for one side of the dev/test split; use ≥ 2 (0 = all)")
         if self.n_samples > 1 and not self.do_sample:
             raise ValueError("n_samples > 1 needs do_sample: true (greedy responses would be identical)")
         if self.temperature <= 0:

@@ -38,15 +38,21 @@ def _key(seed: int, text: str) -> str:
     return hashlib.sha256(f"{seed}\x00{text}".encode()).hexdigest()
 
 
-def split_prompts(prompts: Sequence[EvalPrompt], dev_fraction: float, seed: int) -> list[Item]:
+def split_prompts(prompts: Sequence[EvalPrompt], dev_fraction: float, seed: int, limit: int = 0) -> list[Item]:
     """The prompts as :class:`Item` with their split: within each (behaviour, kind) stratum, the
     ``round(n · dev_fraction)`` prompts (at least one, at most n − 1) first in the order of a seeded hash of
-    their text are dev, the rest test; a text seen in another stratum keeps the split it got there."""
+    their text are dev, the rest test; a text seen in another stratum keeps the split it got there. With
+    ``limit`` > 0 each stratum keeps only its first ``limit`` prompts in that order (the rest are dropped,
+    the order of those kept is the input's)."""
     if not 0 < dev_fraction < 1:
         raise ValueError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
     strata: dict[tuple[str, str], list[EvalPrompt]] = {}
     for p in prompts:
         strata.setdefault((p.behavior, p.kind), []).append(p)
+    if limit:
+        kept = {id(p) for group in strata.values() for p in sorted(group, key=lambda p: _key(seed, p.prompt))[:limit]}
+        prompts = [p for p in prompts if id(p) in kept]
+        strata = {k: [p for p in group if id(p) in kept] for k, group in strata.items()}
     split_of: dict[str, str] = {}
     for (b, kind), group in strata.items():
         if len(group) < 2:
