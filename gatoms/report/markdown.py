@@ -130,7 +130,7 @@ def section_table1(res: Results) -> str:
 
 
 def section_table2(res: Results) -> str:
-    return steering_section(res.metrics["06_steering"], not_run(res, "06_steering"))
+    return steering_section(res.metrics["06_steering"], not_run(res, "06_steering"), res.seeds)
 
 
 def section_table3(res: Results) -> str:

@@ -5,6 +5,8 @@ Everything from ``06_steering``'s :class:`gatoms.method.steering.SteeringMetrics
 
 from __future__ import annotations
 
+from typing import Any
+
 from gatoms.build.tables import markdown_table as md_table
 from gatoms.data.behaviors import BEHAVIORS
 from gatoms.method.steering.metrics import BestCell, SteeringMetrics
@@ -174,14 +176,25 @@ def economies_text(m06: SteeringMetrics) -> str:
             f"on {m06.n_capability} held-out documents: a drop of a few documents is within noise.")
 
 
-def section_table2(m06: SteeringMetrics | None, not_run: str) -> str:
+def across_seeds(seeds: dict[str, Any] | None) -> str:
+    """Each behaviour's "steered" verdict over the seeds of ``make seeds`` (empty when it has not run)."""
+    verdicts = (seeds or {}).get("conclusions", {})
+    found = [(b, verdicts[f"{b}_steered"]["verdict"]) for b in BEHAVIORS if f"{b}_steered" in verdicts]
+    if not found or len(seeds.get("profiles", [])) < 2:
+        return ""
+    return (f"**Across {len(seeds['profiles'])} seeds** ([SEEDS.md](SEEDS.md)): "
+            + "; ".join(f"{BEHAVIOR_NAMES.get(b, b)} — {v}" for b, v in found)
+            + ". A behaviour steered in some seeds only is not a finding.")
+
+
+def section_table2(m06: SteeringMetrics | None, not_run: str, seeds: dict[str, Any] | None = None) -> str:
     text = "**Paper** (rates over all 100 prompts: 60 inviting + 40 controls; best over α and both signs, no " \
            "intervals, no matched null, no check that the model was intact):\n\n" + paper_table() + "\n\n"
     if m06 is None:
         return text + not_run
     if not m06.behaviors:
         return text + "*`06_steering` recorded no behaviours.*"
-    parts = [text + setup_text(m06), headline_table(m06), statement(m06),
+    parts = [text + setup_text(m06), headline_table(m06), statement(m06), across_seeds(seeds),
              "**Best intact α of the grid** (α chosen on the dev prompts among intact variants — grid and α* — its "
              "rate on test; † = that variant is not intact; \"any α\": the same choice ignoring intactness):\n\n"
              + best_table(m06), oracle_text(m06),

@@ -105,6 +105,9 @@ def test_results_show_the_spread_beside_the_single_run(three_seeds):
     assert "| α = 0.1: atoms coh > 0.5 | 5 | 2 | 2.000 [2, 2] (n=3) |" in section
     claims = md.split("## The paper's claims", 1)[1].split("\n## ", 1)[0]
     assert "Across seeds (3): **flips: yes in 2 of 3 seeds**" in claims
+    table2 = md.split("## Table 2", 1)[1].split("\n## ", 1)[0]
+    across = next(line for line in table2.splitlines() if line.startswith("**Across 3 seeds**"))
+    assert "Yes/No classification — fails in every seed" in across and "Bulleted lists — holds in every seed" in across
     assert report.render_snapshot(PROFILE) == md  # the spread travels in the snapshot
 
 
