@@ -38,7 +38,7 @@ def _task_types(cl: dict[str, Any], res: Any) -> str:
     text += md_table(["Label", "N", "Top-N by coherence", "N random atoms (mean ± sd)", "p"], rows, "lrrrr")
     auc = [f"{label} {num(f['auroc'])} ({f['n_pure_atoms']} pure atoms)" for label, f in cl.get("found", {}).items()]
     text += f"\n\nAUROC of coherence for \"≥ 90% pure\": {'; '.join(auc) or '—'}. Paper: {PAPER_CLAIMED}."
-    return text + "\n\n" + verdict(res, "task_types_beat_random")
+    return text + "\n\n" + verdict(res, "task_types_beat_random_top10") + " " + verdict(res, "task_types_beat_random")
 
 
 def _granularity(cl: dict[str, Any], res: Any) -> str:

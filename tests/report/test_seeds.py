@@ -57,6 +57,17 @@ def test_headlines_and_conclusions_of_one_run(tmp_artifacts):
     assert h["bullets_base_rate"] == 0.25 and c["base_rates_in_range"]  # fake rates: 0.25 … 0.6
 
 
+def test_top_n_vs_random_is_not_measured_when_n_covers_the_dictionary(tmp_artifacts):
+    """48 atoms (smol): "top-50" and "50 random atoms" are both the whole dictionary — no verdict either way."""
+    cl = fake.claims()
+    cl["found"]["family"]["vs_random"]["50"] = {"n": 48, "observed": 8, "random_mean": 8.0, "random_sd": 0.0,
+                                                "p": 1.0, "n_draws": 1000}
+    m04 = dataclasses.replace(fake.METRICS["04_coherence"], claims=cl)
+    fake.write_profile(PROFILE, metrics={"04_coherence": m04})
+    c = read_conclusions(load_results(PROFILE))
+    assert c["task_types_beat_random"] is None and c["task_types_beat_random_top10"] is not None
+
+
 def test_base_rates_out_of_range_are_reported(tmp_artifacts):
     """The world's design criterion (every fine-tuned base rate in [0.2, 0.8]) is a conclusion that can fail."""
     rates = {**fake.METRICS["00_finetune"].behavior_base_rates, "bullets": 0.12}
