@@ -186,17 +186,19 @@ def test_smoke_report_matches_its_metrics(smoke_step, smoke_tree, monkeypatch):
         assert r[6] == report.mib(res.runs[step]["peak_rss_mib"])
 
 
-def test_committed_report_is_generated_not_typed(monkeypatch):
-    """figures/tiny/RESULTS.md equals what the report generator renders from the committed snapshot of its
-    inputs (figures/tiny/results.json, written by `make report` beside it): edit either by hand and this fails."""
+@pytest.mark.parametrize("profile", ["tiny", "smol"])
+def test_committed_report_is_generated_not_typed(monkeypatch, profile):
+    """figures/<profile>/RESULTS.md equals what the report generator renders from the committed snapshot of
+    its inputs (figures/<profile>/results.json, written by `make report` beside it): edit either by hand and
+    this fails."""
     from conftest import REPO
 
     monkeypatch.setenv("GATOMS_ROOT", str(REPO))
     monkeypatch.delenv("GATOMS_FIGURES", raising=False)
-    committed = REPO / "figures" / "tiny" / "RESULTS.md"
-    assert snapshot_file("tiny").exists(), "figures/tiny/results.json must be committed with RESULTS.md"
-    assert report.render_snapshot("tiny") == committed.read_text(encoding="utf-8"), (
-        "figures/tiny/RESULTS.md differs from what `make report` renders from figures/tiny/results.json: "
+    committed = REPO / "figures" / profile / "RESULTS.md"
+    assert snapshot_file(profile).exists(), f"figures/{profile}/results.json must be committed with RESULTS.md"
+    assert report.render_snapshot(profile) == committed.read_text(encoding="utf-8"), (
+        f"figures/{profile}/RESULTS.md differs from what `make report` renders from figures/{profile}/results.json: "
         "it must be generated, never edited")
 
 
