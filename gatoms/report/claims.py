@@ -12,7 +12,7 @@ from typing import Any
 from gatoms.build.tables import markdown_table as md_table
 from gatoms.report.format import num
 from gatoms.report.headline import CONCLUSIONS, HEADLINES, dig
-from gatoms.report.seeds import spread
+from gatoms.report.seeds import seeds_verdict, spread
 
 PAPER_CLAIMED = "claimed, not measured (no labels)"
 
@@ -23,8 +23,9 @@ def verdict(res: Any, key: str) -> str:
     v = c.test(res)
     result = "not measured here" if v is None else "holds" if v else "does not hold"
     text = f"Claim: {c.claim}. Result on this run: **{result}**."
-    if res.seeds and key in res.seeds.get("conclusions", {}):
-        text += f" Across seeds ({len(res.seeds['profiles'])}): **{res.seeds['conclusions'][key]['verdict']}**."
+    across = seeds_verdict(res.seeds, key, at_least=1)
+    if across:
+        text += f" Across seeds ({len(res.seeds['profiles'])}): **{across}**."
     return text
 
 

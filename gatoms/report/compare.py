@@ -23,7 +23,7 @@ from gatoms.report.format import num
 from gatoms.report.headline import CONCLUSIONS, HEADLINES, dig
 from gatoms.report.markdown import setup_rows
 from gatoms.report.results import Results, load_snapshot, snapshot_file
-from gatoms.report.seeds import spread
+from gatoms.report.seeds import seeds_verdict, spread
 
 PROFILES = ("tiny", "smol")
 """The profiles compared by default (the committed ones)."""
@@ -70,8 +70,8 @@ def render(runs: dict[str, Results], missing: Sequence[str] = ()) -> str:
 
 
 def _across(res: Results, key: str) -> str:
-    c = (res.seeds or {}).get("conclusions", {}).get(key)
-    return f" (seeds: {c['verdict']})" if c and len(res.seeds.get("profiles", [])) > 1 else ""
+    v = seeds_verdict(res.seeds, key)
+    return f" (seeds: {v})" if v else ""
 
 
 def render_profiles(profiles: Sequence[str]) -> str:

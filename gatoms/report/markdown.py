@@ -52,17 +52,16 @@ def setup_rows(res: Results) -> list[list[str]]:
     """The setup table's rows: what, the paper's value, this profile's."""
     m00, m01, m02, m03 = (res.metrics[s] for s in ("00_finetune", "01_extract", "02_ekfac", "03_atoms"))
     coh = res.configs.get("04_coherence") or {}
-    of = _of
     return [
         ["Model", PAPER_SETUP["model"], _model_name(res)],
-        ["Fine-tuning documents", num(PAPER_SETUP["n_finetune_docs"]), num(of(m00, "n_finetune_docs"))],
-        ["Task families (labels)", "unlabelled", num(of(m00, "n_task_families"))],
-        ["Trainable LoRA parameters D", num(PAPER_SETUP["trainable_params"]), num(of(m00, "trainable_params"))],
-        ["LoRA modules M", num(PAPER_SETUP["n_lora_modules"]), num(of(m00, "n_lora_modules") or of(m01, "n_modules"))],
-        ["Documents with gradients N", num(PAPER_SETUP["n_finetune_docs"]), num(of(m01, "n_docs"))],
-        ["Eigen-directions per module k", num(PAPER_SETUP["k"]), num(of(m02, "k"))],
-        ["Projected dimension M·k", num(PAPER_SETUP["projected_dim"]), num(of(m02, "projected_dim"))],
-        ["Atoms", num(PAPER_SETUP["n_atoms"]), num(of(m03, "n_atoms"))],
+        ["Fine-tuning documents", num(PAPER_SETUP["n_finetune_docs"]), num(_of(m00, "n_finetune_docs"))],
+        ["Task families (labels)", "unlabelled", num(_of(m00, "n_task_families"))],
+        ["Trainable LoRA parameters D", num(PAPER_SETUP["trainable_params"]), num(_of(m00, "trainable_params"))],
+        ["LoRA modules M", num(PAPER_SETUP["n_lora_modules"]), num(_of(m00, "n_lora_modules") or _of(m01, "n_modules"))],
+        ["Documents with gradients N", num(PAPER_SETUP["n_finetune_docs"]), num(_of(m01, "n_docs"))],
+        ["Eigen-directions per module k", num(PAPER_SETUP["k"]), num(_of(m02, "k"))],
+        ["Projected dimension M·k", num(PAPER_SETUP["projected_dim"]), num(_of(m02, "projected_dim"))],
+        ["Atoms", num(PAPER_SETUP["n_atoms"]), num(_of(m03, "n_atoms"))],
         ["Sparsity α", num(PAPER_SETUP["alpha"], 2), num(m03.alpha, 2) if m03 else "—"],
         ["Top documents for coherence", num(PAPER_SETUP["top_docs"]), num(coh.get("top_n"))],
     ]

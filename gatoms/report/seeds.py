@@ -80,6 +80,15 @@ def rows(agg: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def seeds_verdict(seeds: dict[str, Any] | None, key: str, at_least: int = 2) -> str | None:
+    """A conclusion's verdict across the seeds of ``seeds.json`` (None when fewer than ``at_least`` seeds
+    ran or the conclusion is not among them)."""
+    if not seeds or len(seeds.get("profiles", [])) < at_least:
+        return None
+    c = seeds.get("conclusions", {}).get(key)
+    return c["verdict"] if c else None
+
+
 def spread(a: dict[str, Any] | None) -> str:
     """"mean [min, max] (n)" of one aggregated headline; "—" where no seed measured it."""
     if not a or a.get("mean") is None:

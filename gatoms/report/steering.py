@@ -12,6 +12,7 @@ from gatoms.data.behaviors import BEHAVIORS
 from gatoms.method.steering.metrics import BestCell, SteeringMetrics
 from gatoms.report.format import num, pct, pp
 from gatoms.report.paper import BEHAVIOR_NAMES, PAPER_TABLE2
+from gatoms.report.seeds import seeds_verdict
 
 
 def _ci_pp(x: float, ci: list[float]) -> str:
@@ -178,9 +179,8 @@ def economies_text(m06: SteeringMetrics) -> str:
 
 def across_seeds(seeds: dict[str, Any] | None) -> str:
     """Each behaviour's "steered" verdict over the seeds of ``make seeds`` (empty when it has not run)."""
-    verdicts = (seeds or {}).get("conclusions", {})
-    found = [(b, verdicts[f"{b}_steered"]["verdict"]) for b in BEHAVIORS if f"{b}_steered" in verdicts]
-    if not found or len(seeds.get("profiles", [])) < 2:
+    found = [(b, v) for b in BEHAVIORS if (v := seeds_verdict(seeds, f"{b}_steered"))]
+    if not found:
         return ""
     return (f"**Across {len(seeds['profiles'])} seeds** ([SEEDS.md](SEEDS.md)): "
             + "; ".join(f"{BEHAVIOR_NAMES.get(b, b)} — {v}" for b, v in found)
